@@ -1,0 +1,29 @@
+"""The directive tree: what reading a config produces and everything downstream consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Directive:
+    """One directive as nginx sees it after its tokenizer: unescaped args, with its place.
+
+    `quoted[i]` tells whether args[i] was written in quotes (nginx treats a quoted `"~"` or
+    `"default"` differently from a bare one in a few places). `block` is None for a simple
+    directive and a tuple of children for a block directive.
+    """
+
+    name: str
+    args: tuple[str, ...]
+    file: str
+    line: int
+    block: tuple[Directive, ...] | None = None
+    quoted: tuple[bool, ...] = field(default=())
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def is_quoted(self, i: int) -> bool:
+        return i < len(self.quoted) and self.quoted[i]

@@ -1,0 +1,183 @@
+"""The result of routing one request: plain, typed, serialisable, explainable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .http.trace import Step
+
+
+class Headers(Mapping[str, str]):
+    """An ordered, case-insensitive view of header lines (repeats kept; `[name]` gives the first)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items = list(items)
+
+    def __getitem__(self, name: str) -> str:
+        low = name.lower()
+        for k, v in self._items:
+            if k.lower() == low:
+                return v
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for k, _ in self._items:
+            if k.lower() not in seen:
+                seen.add(k.lower())
+                yield k
+
+    def __len__(self) -> int:
+        return len({k.lower() for k, _ in self._items})
+
+    def get_all(self, name: str) -> list[str]:
+        low = name.lower()
+        return [v for k, v in self._items if k.lower() == low]
+
+    def items_list(self) -> list[tuple[str, str]]:
+        """Every header line in order, repeats included."""
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self._items == other._items
+        if isinstance(other, Mapping):
+            return {k.lower(): v for k, v in self.items()} == {str(k).lower(): v for k, v in other.items()}
+        return NotImplemented
+
+
+@dataclass(frozen=True)
+class Place:
+    """A server or location of the config: how it is written and where."""
+
+    label: str
+    name: str
+    file: str | None
+    line: int | None
+    kind: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.file else ""
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.where})" if self.file else self.label
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """What the backend receives. `peer` is None when the balancer's choice is not deterministic."""
+
+    protocol: str
+    name: str
+    peer: str | None
+    uri: str | None
+    method: str
+    http_version: str | None
+    headers: Headers
+    params: Headers | None
+    group_file: str | None = None
+    group_line: int | None = None
+    candidates: tuple[str, ...] = ()
+
+    @property
+    def request_line(self) -> str | None:
+        if self.uri is None or self.http_version is None:
+            return None
+        return f"{self.method} {self.uri} HTTP/{self.http_version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol, "name": self.name, "peer": self.peer, "uri": self.uri,
+            "method": self.method, "http_version": self.http_version,
+            "headers": [list(h) for h in self.headers.items_list()],
+            "params": [list(p) for p in self.params.items_list()] if self.params is not None else None,
+            "group": f"{self.group_file}:{self.group_line}" if self.group_file else None,
+            "candidates": list(self.candidates),
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What nginx does with one request."""
+
+    status: int | None
+    body: str | None
+    headers: Headers
+    upstream: Upstream | None
+    server: Place | None
+    location: Place | None
+    variables: dict[str, str]
+    uri: str
+    args: str
+    file: str | None = None
+    trace: tuple[Step, ...] = ()
+    not_simulated: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    redirects: int = 0
+    request: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of every field."""
+        return {
+            "request": self.request,
+            "status": self.status,
+            "body": self.body,
+            "headers": [list(h) for h in self.headers.items_list()],
+            "upstream": self.upstream.to_dict() if self.upstream else None,
+            "server": _place(self.server),
+            "location": _place(self.location),
+            "variables": dict(self.variables),
+            "uri": self.uri,
+            "args": self.args,
+            "file": self.file,
+            "redirects": self.redirects,
+            "not_simulated": list(self.not_simulated),
+            "notes": list(self.notes),
+            "trace": [s.to_dict() for s in self.trace],
+        }
+
+    def explain(self) -> str:
+        """A readable account: request, each step with its config place, and the outcome."""
+        out = [self.request] if self.request else []
+        width = max((len(s.phase) for s in self.trace), default=0)
+        for s in self.trace:
+            where = f"  [{s.where}]" if s.file else ""
+            out.append(f"  {s.phase:<{width}}  {s.what}: {s.result}{where}")
+        out.append(self.summary())
+        for n in self.notes:
+            out.append(f"note: {n}")
+        if self.not_simulated:
+            out.append("not simulated (may affect this answer): " + ", ".join(self.not_simulated))
+        return "\n".join(out)
+
+    def summary(self) -> str:
+        if self.upstream is not None:
+            u = self.upstream
+            peer = u.peer if u.peer is not None else "peer not deterministic: " + ", ".join(u.candidates)
+            line = f"=> {u.protocol} upstream {u.name} ({peer})"
+            if u.uri is not None:
+                line += f", uri {u.uri}"
+            return line
+        line = f"=> {self.status}"
+        loc = self.headers.get("Location")
+        if loc is not None:
+            line += f" Location: {loc}"
+        if self.body is not None:
+            line += f" body {self.body!r}"
+        if self.file is not None:
+            line += f" file {self.file}"
+        return line
+
+
+def _place(p: Place | None) -> dict[str, Any] | None:
+    if p is None:
+        return None
+    return {"label": p.label, "name": p.name, "file": p.file, "line": p.line, "kind": p.kind}

@@ -1,0 +1,110 @@
+"""Per-request state (`ngx_http_request_t`): what the phases read and change.
+
+Created once per `Config.route` call and thrown away after the Decision is built; the Plan it
+points to is never modified.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from .request import Request
+from .variables import UNSET, Variable
+
+if TYPE_CHECKING:
+    from ..plan import LocationConf, Plan, ServerConf
+    from ..regex import Match, Regex
+    from .trace import Trace
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_URI_CHANGES = 10  # NGX_HTTP_MAX_URI_CHANGES
+
+
+class Context:
+    """Mutable request state. Attribute names follow nginx's `r->...` fields where one exists."""
+
+    __slots__ = (
+        "plan", "request", "trace", "pinned", "clock", "header_map",
+        "client", "client_port", "local_addr", "realip_client", "realip_port",
+        "server", "host", "request_uri", "quoted_uri",
+        "uri", "args", "method", "valid_unparsed_uri", "internal", "uri_changed", "uri_changes",
+        "loc", "captures", "slots", "status", "headers_out", "body", "upstream", "error_page_used",
+        "notes", "rewrite_break", "module_state", "addr_conf", "headers_in",
+    )
+
+    def __init__(self, plan: Plan, request: Request, trace: Trace, pinned: dict[str, bytes]) -> None:
+        self.plan = plan
+        self.request = request
+        self.trace = trace
+        self.pinned = pinned
+        self.clock = _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc)
+        self.header_map: dict[bytes, list[bytes]] = {}
+        self.client: IPAddress | None = request.client
+        self.client_port = request.client_port
+        self.local_addr: IPAddress | None = request.server_addr
+        self.realip_client: IPAddress | None = request.client
+        self.realip_port = request.client_port
+        self.server: ServerConf = None  # type: ignore[assignment]  # set by server selection
+        self.host: bytes | None = None
+        self.request_uri = b""
+        self.quoted_uri = False
+        self.uri = b"/"
+        self.args = b""
+        self.method = request.method
+        self.valid_unparsed_uri = True
+        self.internal = False
+        self.uri_changed = False
+        self.uri_changes = MAX_URI_CHANGES + 1
+        self.loc: LocationConf = None  # type: ignore[assignment]
+        self.captures: tuple[bytes | None, ...] = ()
+        self.slots: list[object] = [UNSET] * plan.variable_count
+        self.status: int | None = None
+        self.headers_out: list[tuple[str, str]] = []
+        self.body: bytes | None = None
+        self.upstream: Any = None
+        self.error_page_used = False
+        self.notes: list[str] = []
+        self.rewrite_break = False
+        self.module_state: dict[str, Any] = {}
+        self.addr_conf: Any = None
+        self.headers_in: list[tuple[bytes, bytes]] = list(request.headers)
+
+    def get(self, var: Variable) -> bytes | None:
+        """`ngx_http_get_flushed_variable`: cached values stay frozen for the whole request."""
+        v = self.slots[var.index]
+        if v is not UNSET:
+            return v  # type: ignore[return-value]
+        getter = var.getter
+        assert getter is not None
+        val = getter(self)
+        if var.cacheable:
+            self.slots[var.index] = val
+        return val
+
+    def set(self, var: Variable, value: bytes) -> None:
+        if var.setter is not None:
+            var.setter(self, value)
+        else:
+            self.slots[var.index] = value
+
+    def set_captures(self, regex: Regex, m: Match) -> None:
+        """`ngx_http_regex_exec` on a match: numbered captures are request-global, named ones
+        are stored in their variables."""
+        self.captures = m.captures
+        for name, index in regex.name_table:
+            var = self.plan.variables.by_name.get(name)
+            if var is not None:
+                self.slots[var.index] = m.captures[index]
+
+    def note_unsimulated(self, what: str) -> None:
+        note = f"{what} has no value in a simulation (it comes from the response, TLS or timing)"
+        if note not in self.notes:
+            self.notes.append(note)
+
+    def capture(self, n: int) -> bytes | None:
+        """`$n`: a group of the last successful regex; empty past the groups it had."""
+        caps = self.captures
+        return caps[n] if n < len(caps) else None

@@ -1,0 +1,341 @@
+"""Routing one request through nginx's phases (`ngx_http_core_module.c` phase checkers).
+
+POST_READ -> SERVER_REWRITE -> FIND_CONFIG -> REWRITE -> POST_REWRITE (loop, 10 changes) ->
+ACCESS -> PRECONTENT -> CONTENT, then the header filter's absolute-Location rule. Each phase asks
+the modules that own it; the engine itself never reads directives.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from ..decision import Decision, Headers, Place, Upstream
+from ..errors import RequestError
+from ..modules import content, rewrite
+from .context import MAX_URI_CHANGES, Context
+from .locations import DONE, find_location
+from .request import BadRequest, Request, normalize_uri, parse_request_line, validate_host
+from .servers import find_address, find_server
+from .trace import Trace
+from .variables import UNSET as _UNSET
+
+if TYPE_CHECKING:
+    from ..plan import LocationConf, Plan
+
+_REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))
+_LOCAL_DEFAULT = ipaddress.IPv4Address("127.0.0.1")
+
+
+class Redirect(Exception):
+    """An internal redirect: restart at SERVER_REWRITE with a new URI (`ngx_http_internal_redirect`)."""
+
+
+class Finalize(Exception):
+    """Ends the phase walk with a status (nginx's `ngx_http_finalize_request(r, status)`)."""
+
+    def __init__(self, status: int, location: bytes | None = None, body: bytes | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.location = location
+        self.body = body
+
+
+def route(plan: Plan, request: Request, *, pinned: dict[str, bytes] | None = None, trace: bool = True,
+          variables: tuple[str, ...] | None = None) -> Decision:
+    """Run one request through the plan and describe what nginx does."""
+    r = Context(plan, request, Trace(trace), pinned or {})
+    try:
+        _connection(r)
+        _request_line_and_headers(r)
+        _phases(r)
+    except Finalize as f:
+        _finalize(r, f)
+    return _decision(r, variables)
+
+
+# -- connection and request parsing ------------------------------------------------------------
+
+
+def _connection(r: Context) -> None:
+    """`ngx_http_init_connection`: the address entry for the local address and port."""
+    req = r.request
+    ac = find_address(r.plan.addresses, req.server_port, req.server_addr)
+    if ac is None:
+        ports = ", ".join(str(p) for p in sorted(r.plan.addresses)) or "none"
+        raise RequestError(f"no server listens on port {req.server_port} (ports listened: {ports})")
+    r.local_addr = req.server_addr or ac.addr or _LOCAL_DEFAULT
+    r.addr_conf = ac
+    r.server = ac.default
+    r.loc = ac.default.loc
+    if r.trace.enabled:
+        r.trace.add("connection", f"{req.scheme} to {_addr(r.local_addr)}:{req.server_port}",
+                    f"listen {ac.text}, default server {ac.default.label}", ac.default.file, ac.default.line)
+
+
+def _request_line_and_headers(r: Context) -> None:
+    """`ngx_http_process_request_line` + `ngx_http_process_request_headers` + server selection."""
+    req = r.request
+    default = r.server
+    try:
+        line = parse_request_line(req)
+    except BadRequest as e:
+        r.notes.append(f"400: {e.reason}")
+        raise Finalize(400) from None
+    r.request_uri = line.path
+    path_only = line.path.split(b"?", 1)[0].split(b"#", 1)[0]
+    r.quoted_uri = b"%" in path_only or b"+" in path_only
+    merge = default.loc.conf.get("merge_slashes", True)
+    try:
+        if line.empty_path:
+            r.uri = b"/"
+            r.args = line.path[1:].split(b"#", 1)[0] if line.path.startswith(b"?") else b""
+            r.valid_unparsed_uri = False
+        else:
+            r.uri, r.args = normalize_uri(line.path, merge)
+    except BadRequest as e:
+        r.notes.append(f"400: {e.reason}")
+        raise Finalize(400) from None
+    host: bytes | None = None
+    if line.host is not None:
+        host = validate_host(line.host)
+        if host is None:
+            raise Finalize(400)
+    hosts = [v for n, v in req.headers if n.lower() == b"host"]
+    if not hosts and req.url_host is not None and req.http_version != "0.9":
+        hosts = [req.url_host]
+    if len(hosts) > 1:
+        r.notes.append("400: a second Host header")
+        raise Finalize(400)
+    header_host = None
+    if hosts:
+        header_host = validate_host(hosts[0])
+        if header_host is None:
+            r.notes.append(f"400: invalid Host header {hosts[0]!r}")
+            raise Finalize(400)
+    if host is None:
+        host = header_host
+    if host is None and req.http_version == "1.1":
+        r.notes.append("400: HTTP/1.1 request without Host")
+        raise Finalize(400)
+    r.host = host
+    server, how, m, rx = find_server(r.addr_conf, host or b"")
+    r.server = server
+    r.loc = server.loc
+    if m is not None:
+        r.set_captures(rx, m)
+    if r.trace.enabled:
+        r.trace.add("server", f"Host {_s(host) if host is not None else '(none)'}", f"{server.label} ({how})",
+                    server.file, server.line)
+    _header_map(r, req)
+    if req.http_version == "1.1" and req.method in (b"TRACE", b"CONNECT"):
+        raise Finalize(405)
+
+
+def _header_map(r: Context, req: Request) -> None:
+    """Headers as `$http_*` sees them: names lowercased, '-' -> '_', invalid names dropped."""
+    conf = r.server.loc.conf
+    underscores = conf.get("underscores_in_headers", False)
+    ignore_invalid = conf.get("ignore_invalid_headers", True)
+    hm: dict[bytes, list[bytes]] = {}
+    kept: list[tuple[bytes, bytes]] = []
+    for name, value in req.headers:
+        if ignore_invalid and not _valid_header_name(name, underscores):
+            continue
+        kept.append((name, value))
+        hm.setdefault(name.lower().replace(b"-", b"_"), []).append(value)
+    if not any(n.lower() == b"host" for n, _ in req.headers) and req.url_host is not None \
+            and req.http_version != "0.9":
+        kept.insert(0, (b"Host", req.url_host))
+        hm.setdefault(b"host", []).insert(0, req.url_host)
+    r.header_map = hm
+    r.headers_in = kept
+
+
+def _valid_header_name(name: bytes, underscores: bool) -> bool:
+    for c in name:
+        if not (0x30 <= c <= 0x39 or 0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A or c == 0x2D
+                or (c == 0x5F and underscores)):
+            return False
+    return True
+
+
+# -- the phases -------------------------------------------------------------------------------
+
+
+def internal_redirect(r: Context, uri: bytes, args: bytes) -> None:
+    """`ngx_http_internal_redirect`: counts toward the 10 changes, then restarts the phases."""
+    _count_uri_change(r, f"internally redirecting to {_s(uri)}")
+    r.uri, r.args = uri, args
+    r.valid_unparsed_uri = False
+    r.loc = r.server.loc
+    raise Redirect
+
+
+def _phases(r: Context) -> None:
+    for handler in r.plan.post_read:
+        handler(r)
+    while True:
+        try:
+            _walk(r)
+            return
+        except Redirect:
+            continue
+
+
+def _walk(r: Context) -> None:
+    _server_rewrite(r)
+    while True:
+        _find_config(r)
+        if r.loc.script and rewrite.run_script(r, r.loc.script) == rewrite.FINAL:
+            _return(r)
+        if not r.uri_changed:
+            break
+        _count_uri_change(r, f"rewrite cycle while processing {_s(r.uri)}")
+        r.uri_changed = False
+    for handler in r.plan.access:
+        handler(r)
+    for handler in r.plan.precontent:
+        handler(r)
+    content.run(r)
+
+
+def _server_rewrite(r: Context) -> None:
+    """SERVER_REWRITE: the server's own rewrite script, run again after each internal redirect."""
+    script = r.server.loc.script
+    if script and rewrite.run_script(r, script) == rewrite.FINAL:
+        _return(r)
+    r.uri_changed = False
+    r.rewrite_break = False
+
+
+def _count_uri_change(r: Context, what: str) -> None:
+    r.uri_changes -= 1
+    r.internal = True
+    if r.uri_changes == 0:
+        r.notes.append(f"rewrite or internal redirection cycle ({what})")
+        raise Finalize(500)
+
+
+def _find_config(r: Context) -> None:
+    """FIND_CONFIG (`ngx_http_core_find_config_phase`): location, internal 404, auto-redirect."""
+    found = find_location(r.server.loc, r.uri, r.trace.enabled)
+    if r.trace.enabled:
+        for loc, what in found.tested:
+            r.trace.add("location", f"{loc.label} vs $uri {_s(r.uri)}", what, loc.file, loc.line)
+    loc = found.loc if found.loc is not None else r.server.loc
+    if found.match is not None and found.loc is not None:
+        matched = found.loc if found.loc.regex is not None else _regex_ancestor(found.loc)
+        if matched is not None and matched.regex is not None:
+            r.set_captures(matched.regex, found.match)
+    r.loc = loc
+    r.rewrite_break = False
+    if found.loc is None and r.trace.enabled:
+        r.trace.add("location", f"$uri {_s(r.uri)}", "no location matched: server level handles it",
+                    r.server.file, r.server.line)
+    if loc.internal and not r.internal:
+        r.trace.add("location", loc.label, "internal location, request is external: 404", loc.file, loc.line)
+        raise Finalize(404)
+    if found.status == DONE:
+        target = content.escape_location(loc.name_b) + (b"?" + r.args if r.args else b"")
+        r.trace.add("location", loc.label, "301 to add the trailing slash", loc.file, loc.line)
+        raise Finalize(301, target)
+    if loc.limit_except is not None:
+        allowed, block = loc.limit_except
+        if r.method not in allowed:
+            r.trace.add("location", f"limit_except {' '.join(sorted(m.decode() for m in allowed))}",
+                        f"{_s(r.method)} not listed: the limit_except block applies", block.file, block.line)
+            r.loc = block
+
+
+def _regex_ancestor(loc: LocationConf) -> LocationConf | None:
+    p: LocationConf | None = loc.parent
+    while p is not None and p.regex is None:
+        p = p.parent
+    return p
+
+
+def _return(r: Context) -> None:
+    code, text, d = r.module_state.pop("return")
+    if code in _REDIRECT_CODES:
+        raise Finalize(code, text if text is not None else b"")
+    if text is not None or code < 400:
+        raise Finalize(code, None, text if text is not None else b"")
+    raise Finalize(code)
+
+
+# -- the response -----------------------------------------------------------------------------
+
+
+def _finalize(r: Context, f: Finalize) -> None:
+    """`ngx_http_finalize_request` with a status, then the header filter's Location rule."""
+    r.status = f.status
+    r.body = f.body
+    if f.location is not None:
+        r.headers_out.append(("Location", _s(_absolute_location(r, f.location))))
+    if f.status == 444:
+        r.notes.append("444: nginx closes the connection without a response")
+
+
+def _absolute_location(r: Context, location: bytes) -> bytes:
+    """`ngx_http_header_filter`: a Location starting with '/' gets scheme, host and port."""
+    conf = r.loc.conf
+    if not location.startswith(b"/") or not conf.get("absolute_redirect", True):
+        return location
+    if conf.get("server_name_in_redirect", False):
+        host = r.server.server_name
+    elif r.host:
+        host = r.host
+    else:
+        host = _addr(r.local_addr).encode()
+    scheme = r.request.scheme
+    port = r.request.server_port
+    default_port = 443 if scheme == "https" else 80
+    port_part = b"" if (port == default_port or not conf.get("port_in_redirect", True)) else b":%d" % port
+    return scheme.encode() + b"://" + host + port_part + location
+
+
+def _decision(r: Context, wanted: tuple[str, ...] | None) -> Decision:
+    up: Any = r.upstream
+    server = r.server
+    loc = r.loc
+    variables: dict[str, str] = {}
+    for var in r.plan.variables.by_name.values():
+        if wanted is not None and var.name not in wanted:
+            continue
+        v = r.slots[var.index]
+        if v is not _UNSET and v is not None and not var.name.startswith(("http_", "arg_", "cookie_")):
+            variables[var.name] = _s(v)  # type: ignore[arg-type]
+    req = r.request
+    return Decision(
+        status=r.status,
+        body=_s(r.body) if r.body is not None else None,
+        headers=Headers(r.headers_out),
+        upstream=up if isinstance(up, Upstream) else None,
+        server=Place(server.label, server.server_name.decode(), server.file, server.line, "server") if server else None,
+        location=_place(loc) if loc is not None else None,
+        variables=variables,
+        uri=_s(r.uri),
+        args=_s(r.args),
+        file=r.module_state.get("file"),
+        trace=tuple(r.trace.steps),
+        not_simulated=tuple(sorted({d.name for d in (loc.unsimulated if loc else ())})),
+        notes=tuple(r.notes),
+        redirects=MAX_URI_CHANGES + 1 - r.uri_changes,
+        request=f"{_addr(req.client) if req.client else 'unix:'} {_s(req.request_line)}",
+    )
+
+
+def _place(loc: LocationConf) -> Place:
+    while loc.kind in ("if", "limit_except") and loc.parent is not None:
+        loc = loc.parent
+    return Place(loc.label, loc.name, loc.file, loc.line, loc.kind)
+
+
+def _addr(a: Any) -> str:
+    return str(a) if a is not None else "unix:"
+
+
+def _s(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
+

@@ -1,0 +1,117 @@
+"""Strings with variables, compiled once: `ngx_http_script_compile` / `ngx_http_complex_value`.
+
+A config string is split at compile time into literal, variable and capture parts, so a
+request only concatenates. Name rules follow `ngx_http_script_compile`: `$1`-`$9` are single-
+digit captures, a name is the longest `[A-Za-z0-9_]` run, `${name}` brackets it, there is no
+escape for `$`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..conf.directive import Directive
+from ..errors import ConfigError
+from .variables import Variable, VariableTable
+
+if TYPE_CHECKING:
+    from .context import Context
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+# ngx_escape_uri(NGX_ESCAPE_ARGS): bytes a capture is escaped with inside args/redirect parts.
+_ARGS_ESCAPE = frozenset(range(0x00, 0x21)) | frozenset(b'"#%&+;<>?\\^`{|}') | frozenset(range(0x7F, 0x100))
+
+
+def escape_args(data: bytes) -> bytes:
+    """`ngx_escape_uri(..., NGX_ESCAPE_ARGS)` with uppercase hex."""
+    if not any(c in _ARGS_ESCAPE for c in data):
+        return data
+    return b"".join(b"%%%02X" % c if c in _ARGS_ESCAPE else bytes((c,)) for c in data)
+
+
+# Part kinds: a literal (bytes), a variable, or a capture number.
+_LIT, _VAR, _CAP = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Complex:
+    """A compiled string. `const` is set when it has no variables (the common fast case)."""
+
+    source: str
+    parts: tuple[tuple[int, object], ...]
+    const: bytes | None
+
+    @property
+    def variables(self) -> tuple[Variable, ...]:
+        return tuple(p for k, p in self.parts if k == _VAR)  # type: ignore[misc]
+
+    @property
+    def has_captures(self) -> bool:
+        return any(k == _CAP for k, _ in self.parts)
+
+    def eval(self, r: Context, escape_captures: bool = False) -> bytes:
+        """Evaluate for a request; captures are ARGS-escaped when asked and the URI was quoted."""
+        if self.const is not None:
+            return self.const
+        out = []
+        for kind, val in self.parts:
+            if kind == _LIT:
+                out.append(val)
+            elif kind == _VAR:
+                v = r.get(val)  # type: ignore[arg-type]
+                if v:
+                    out.append(v)
+            else:
+                c = r.capture(val)  # type: ignore[arg-type]
+                if c:
+                    if escape_captures and r.quoted_uri:
+                        c = escape_args(c)
+                    out.append(c)
+        return b"".join(out)  # type: ignore[arg-type]
+
+
+def compile_complex(text: str, table: VariableTable, d: Directive) -> Complex:
+    """Split `text` into parts; config errors use nginx's wording and the directive's line."""
+    if "$" not in text:
+        b = text.encode("utf-8", "surrogateescape")
+        return Complex(text, ((_LIT, b),) if b else (), b)
+    parts: list[tuple[int, object]] = []
+    lit: list[str] = []
+    i, n = 0, len(text)
+
+    def flush() -> None:
+        if lit:
+            parts.append((_LIT, "".join(lit).encode("utf-8", "surrogateescape")))
+            lit.clear()
+
+    while i < n:
+        ch = text[i]
+        if ch != "$":
+            lit.append(ch)
+            i += 1
+            continue
+        i += 1
+        if i < n and "1" <= text[i] <= "9":
+            flush()
+            parts.append((_CAP, int(text[i])))
+            i += 1
+            continue
+        bracket = i < n and text[i] == "{"
+        if bracket:
+            i += 1
+        start = i
+        while i < n and text[i] in _NAME_CHARS:
+            i += 1
+        name = text[start:i]
+        if bracket:
+            if i >= n or text[i] != "}":
+                raise ConfigError(f'the closing bracket in "{name}" variable is missing', d.file, d.line)
+            i += 1
+        if not name:
+            raise ConfigError("invalid variable name", d.file, d.line)
+        flush()
+        parts.append((_VAR, table.ref(name, d)))
+    flush()
+    return Complex(text, tuple(parts), None)

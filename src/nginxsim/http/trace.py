@@ -1,0 +1,40 @@
+"""The trace: every decision nginxsim takes, in order, with the config place that drove it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step: the phase, what was looked at, what came out, and where in the config."""
+
+    phase: str
+    what: str
+    result: str
+    file: str | None = None
+    line: int | None = None
+
+    @property
+    def where(self) -> str:
+        if self.file is None:
+            return ""
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
+
+    def to_dict(self) -> dict[str, object]:
+        return {"phase": self.phase, "what": self.what, "result": self.result,
+                "file": self.file, "line": self.line}
+
+
+class Trace:
+    """Collects steps cheaply; `enabled=False` turns recording off for sweeps of many requests."""
+
+    __slots__ = ("steps", "enabled")
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.steps: list[Step] = []
+        self.enabled = enabled
+
+    def add(self, phase: str, what: str, result: str, file: str | None = None, line: int | None = None) -> None:
+        if self.enabled:
+            self.steps.append(Step(phase, what, result, file, line))

@@ -1,0 +1,254 @@
+"""The CONTENT phase (`ngx_http_core_content_phase`): the location's handler, else static files.
+
+A `*_pass` handler hands the request to an upstream (the Decision then describes what the
+backend receives); without one, nginx's static chain runs: `index` for URIs ending in '/',
+the static handler otherwise (`ngx_http_index_handler`, `ngx_http_static_handler`), against the
+file system read-only (stat only).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from typing import TYPE_CHECKING, Any
+
+from ..conf.directive import Directive
+from ..conf.spec import HTTP_LOC, HTTP_MAIN, HTTP_SRV, ONEMORE, DirectiveSpec
+from ..decision import Headers, Upstream
+from ..plan import Compiler, Level, error
+from .base import Command, Module
+from .proxy import PassHandler, Target, escape_uri, find_group, parse_target
+
+if TYPE_CHECKING:
+    from ..http.context import Context
+
+
+def escape_location(name: bytes) -> bytes:
+    """The auto-redirect Location: the location name escaped like a URI."""
+    return escape_uri(name)
+
+
+def handler_of(r: Context) -> PassHandler | None:
+    """The content handler in force: an `if`/`limit_except` block inherits its location's."""
+    loc = r.loc
+    while loc is not None:
+        h = loc.handler
+        if h is not None or loc.kind not in ("if", "limit_except"):
+            return h  # type: ignore[no-any-return]
+        loc = loc.parent  # type: ignore[assignment]
+    return None
+
+
+def run(r: Context) -> None:
+    from ..http.engine import Finalize, internal_redirect
+
+    h = handler_of(r)
+    if h is not None:
+        _pass(r, h)
+        return
+    _static(r, Finalize, internal_redirect)
+
+
+def _pass(r: Context, h: PassHandler) -> None:
+    """Build the upstream request (`ngx_http_upstream_init_request` + `*_create_request`)."""
+    from ..http.engine import Finalize
+
+    target: Target | None = h.target
+    group = h.group
+    if h.dynamic is not None:
+        url = h.dynamic.eval(r).decode("utf-8", "surrogateescape")
+        try:
+            target = parse_target(url, h.module, h.d)
+        except Exception:
+            r.notes.append(f"invalid URL prefix in \"{url}\": 500")
+            raise Finalize(500) from None
+        group = find_group(r, target.host.encode(), target.port, target.scheme)
+        if group is None:
+            try:
+                ipaddress.ip_address(target.host.strip("[]"))
+            except ValueError:
+                if not target.host.startswith("unix:"):
+                    r.notes.append(f'no resolver defined to resolve {target.host}: 502')
+                    raise Finalize(502) from None
+    assert target is not None
+    if group is not None:
+        pick = group.first_pick()
+        peer = pick.address if pick is not None else None
+        candidates = tuple(p.address for p in group.peers if not p.down)
+        name = group.name
+        gfile, gline = (group.directive.file, group.directive.line) if group.directive else (None, None)
+    else:
+        port = target.port if target.port is not None else (443 if target.scheme == "https" else 80)
+        peer = target.host if target.host.startswith("unix:") else f"{target.host}:{port}"
+        candidates, name, gfile, gline = (peer,), target.proxy_host, None, None
+    r.module_state["proxy_host"] = target.proxy_host.encode()
+    r.module_state["proxy_port"] = (b"" if target.host.startswith("unix:") else
+                                    str(target.port or (443 if target.scheme in ("https", "grpcs") else 80)).encode())
+    conf = r.loc.conf
+    method = r.method.decode("latin-1")
+    if h.module in ("proxy", "grpc"):
+        uri = h.upstream_uri(r, target).decode("utf-8", "surrogateescape")
+        if h.module == "proxy":
+            method = conf.get("proxy_method", method)
+        headers = _proxy_headers(r, h.module, target)
+        params = None
+        version = conf.get("proxy_http_version", "1.0") if h.module == "proxy" else "2"
+    else:
+        uri, version = None, None
+        headers = Headers()
+        params = _params(r, h.module)
+    r.upstream = Upstream(
+        protocol=h.protocol, name=name, peer=peer, uri=uri, method=method, http_version=version,
+        headers=headers, params=params, group_file=gfile, group_line=gline, candidates=candidates,
+    )
+    if r.trace.enabled:
+        r.trace.add("content", f"{h.d.name} {h.d.args[0]}",
+                    f"upstream {name}, peer {peer or 'not deterministic'}" + (f", uri {uri}" if uri else ""),
+                    h.d.file, h.d.line)
+
+
+_PROXY_DEFAULTS = (("Host", None), ("Connection", b"close"), ("Content-Length", None),
+                   ("Transfer-Encoding", None), ("TE", b""), ("Keep-Alive", b""), ("Expect", b""),
+                   ("Upgrade", b""))
+
+
+def _proxy_headers(r: Context, module: str, target: Target) -> Headers:
+    """`ngx_http_proxy_create_request` header block: set headers, defaults, then client headers."""
+    conf = r.loc.conf
+    configured = conf.get(f"{module}_set_header", [])
+    out: list[tuple[str, str]] = []
+    names: set[str] = set()
+    for name, value, _ in configured:
+        names.add(name.lower())
+        v = value.eval(r)
+        if v:
+            out.append((name, _s(v)))
+    if module == "proxy":
+        for name, default in _PROXY_DEFAULTS:
+            if name.lower() in names:
+                continue
+            names.add(name.lower())
+            if name == "Host":
+                out.append(("Host", target.proxy_host))
+            elif name == "Content-Length":
+                vals = r.header_map.get(b"content_length")
+                if vals and not r.header_map.get(b"transfer_encoding"):
+                    out.append(("Content-Length", _s(vals[0])))
+            elif default:
+                out.append((name, _s(default)))
+    else:
+        names.update(("host", "connection", "te", "keep-alive", "transfer-encoding", "upgrade", "expect",
+                      "proxy-connection", "content-length"))
+    if conf.get(f"{module}_pass_request_headers", True):
+        for name, value in r.headers_in:
+            n = _s(name)
+            if n.lower() not in names:
+                out.append((n, _s(value)))
+    return Headers(out)
+
+
+def _params(r: Context, module: str) -> Headers:
+    """`*_param` list (with `if_not_empty`) plus `HTTP_*` for client headers (`*_create_request`)."""
+    conf = r.loc.conf
+    out: list[tuple[str, str]] = []
+    names: set[str] = set()
+    for name, value, if_not_empty, _ in conf.get(f"{module}_param", []):
+        v = value.eval(r)
+        names.add(name.upper())
+        if if_not_empty and not v:
+            continue
+        out.append((name, _s(v)))
+    if conf.get(f"{module}_pass_request_headers", True):
+        for name, value in r.headers_in:
+            key = "HTTP_" + _s(name).upper().replace("-", "_")
+            if key not in names:
+                out.append((key, _s(value)))
+    return Headers(out)
+
+
+def _root_path(r: Context) -> bytes:
+    """`ngx_http_map_uri_to_path`: root + $uri, or alias + what follows the location name."""
+    kind, value, _, name_b, in_regex = r.loc.conf.get("root", ("root", None, None, b"", False))
+    base = value.eval(r) if value is not None else b"html"
+    if not base.startswith(b"/"):
+        base = os.path.join(r.plan.tree.prefix.encode(), base)
+    if kind == "alias":
+        return base if in_regex else base + r.uri[len(name_b) :]
+    return base + r.uri
+
+
+def _static(r: Context, Finalize: type, internal_redirect: Any) -> None:
+    """Index for '/'-ending URIs, else the static handler; nothing found: 403/404."""
+    if r.method not in (b"GET", b"HEAD", b"POST"):
+        raise Finalize(405)
+    path = _root_path(r)
+    if r.uri.endswith(b"/"):
+        for name in r.loc.conf.get("index", (b"index.html",)):
+            if _is_file(path + name):
+                r.trace.add("content", f"index {_s(name)}", f"found {_s(path + name)}: internal redirect")
+                internal_redirect(r, r.uri + name, r.args)
+        if _is_dir(path):
+            r.trace.add("content", f"index of {_s(path)}", "directory without index file: 403")
+            raise Finalize(403)
+        r.trace.add("content", f"index of {_s(path)}", "directory does not exist: 404")
+        raise Finalize(404)
+    try:
+        st = os.stat(path)
+    except OSError:
+        r.trace.add("content", f"static file {_s(path)}", "not found: 404")
+        raise Finalize(404) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise Finalize(301, escape_uri(r.uri + b"/") + (b"?" + r.args if r.args else b""))
+    if r.method == b"POST":
+        raise Finalize(405)
+    r.module_state["file"] = _s(path)
+    raise Finalize(200)
+
+
+def _is_file(p: bytes) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(p).st_mode)
+    except OSError:
+        return False
+
+
+def _is_dir(p: bytes) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(p).st_mode)
+    except OSError:
+        return False
+
+
+def _s(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
+
+
+def _document_root(r: Context) -> bytes | None:
+    kind, value, _, _, _ = r.loc.conf.get("root", ("root", None, None, b"", False))
+    base = value.eval(r) if value is not None else b"html"
+    return base if base.startswith(b"/") else os.path.join(r.plan.tree.prefix.encode(), base)
+
+
+def _realpath_root(r: Context) -> bytes | None:
+    return os.path.realpath(_document_root(r) or b"")
+
+
+def _request_filename(r: Context) -> bytes | None:
+    return _root_path(r)
+
+
+def _index(d: Directive, level: Level, cc: Compiler) -> tuple[bytes, ...]:
+    """`ngx_http_index_set_index`: names tried in order; empty names are refused."""
+    for name in d.args:
+        if not name:
+            raise error(d, f'index "{name}" in "index" directive is invalid')
+    return tuple(a.encode("utf-8", "surrogateescape") for a in d.args)
+
+
+MODULE = Module(
+    "ngx_http_static_module",
+    (Command(DirectiveSpec("index", HTTP_MAIN | HTTP_SRV | HTTP_LOC, ONEMORE), _index),),
+    variables=(("document_root", _document_root, False), ("realpath_root", _realpath_root, False),
+               ("request_filename", _request_filename, False)),
+)

@@ -1,0 +1,12 @@
+"""`ngx_http_scgi_module`: `scgi_pass` and the parameters the backend receives.
+
+The pass shares the proxy module's machinery (`proxy.PassHandler`); what is specific is the
+parameter list (`scgi_param`, inherited all-or-nothing) and `scgi_pass_request_headers`, which
+passes client headers as `HTTP_*` parameters.
+"""
+
+from __future__ import annotations
+
+from .proxy import params_module
+
+MODULE = params_module("scgi", "ngx_http_scgi_module")

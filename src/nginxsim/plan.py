@@ -1,0 +1,326 @@
+"""Compiling: the directive tree becomes a Plan once per config (`ngx_http_block` and its merges).
+
+The `Compiler` walks the tree, hands every directive to its module's handler, then merges each
+level with the enclosing one by the directive's rule (`merge_loc_conf`), and finally builds the
+lookup structures requests use: listen addresses with their server-name tables, and per-server
+location trees. Requests never see directives, only the Plan's objects.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .conf import ConfTree
+from .conf.directive import Directive
+from .conf import spec
+from .conf.spec import Merge
+from .errors import ConfigError
+from .http.script import Complex, compile_complex
+from .http.variables import VariableTable, register_builtins
+from .modules.base import Command, Module
+from .regex import Regex, RegexError, compile_regex
+
+# ---------------------------------------------------------------------------------------------
+# Levels: one per context block while compiling.
+
+
+class Level:
+    """A context block (http, server, location, if, limit_except) and the values set in it."""
+
+    __slots__ = ("kind", "parent", "directive", "values", "merged", "owner", "unsimulated")
+
+    def __init__(self, kind: str, parent: Level | None, directive: Directive | None, owner: Any = None) -> None:
+        self.kind = kind
+        self.parent = parent
+        self.directive = directive
+        self.values: dict[str, Any] = {}
+        self.merged: dict[str, Any] = {}
+        self.owner = owner
+        self.unsimulated: list[Directive] = []
+
+    def find(self, kind: str) -> Level | None:
+        level: Level | None = self
+        while level is not None and level.kind != kind:
+            level = level.parent
+        return level
+
+
+# ---------------------------------------------------------------------------------------------
+# Runtime objects of the Plan.
+
+
+class LocationConf:
+    """A location (or the server-level "null" location, an `if` block, a `limit_except` block).
+
+    `conf` holds the merged directive values this block runs with; `script` is its own list of
+    rewrite-module operations (never inherited); `handler` its content handler (proxy_pass...).
+    """
+
+    __slots__ = (
+        "kind", "name", "name_b", "regex", "file", "line", "level", "parent", "server",
+        "conf", "script", "handler", "auto_redirect", "internal",
+        "static", "regexes", "named", "limit_except", "unsimulated",
+    )
+
+    def __init__(self, kind: str, name: str, d: Directive | None, level: Level, parent: LocationConf | None) -> None:
+        self.kind = kind  # server | exact | prefix | noregex | regex | iregex | named | if | limit_except
+        self.name = name
+        self.name_b = name.encode("utf-8", "surrogateescape")
+        self.regex: Regex | None = None
+        self.file = d.file if d else None
+        self.line = d.line if d else None
+        self.level = level
+        self.parent = parent
+        self.server: ServerConf = None  # type: ignore[assignment]
+        self.conf: dict[str, Any] = {}
+        self.script: tuple[Any, ...] = ()
+        self.handler: Any = None
+        self.auto_redirect = False
+        self.internal = False
+        self.static: list[LocationConf] = []  # exact/prefix/^~ children, config order
+        self.regexes: list[LocationConf] = []  # regex children, config order
+        self.named: dict[str, LocationConf] = {}
+        self.limit_except: tuple[frozenset[bytes], LocationConf] | None = None
+        self.unsimulated: tuple[Directive, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How nginx users write it: `location ~* \\.php$`, `location = /x`, `server`."""
+        mod = {"exact": "= ", "noregex": "^~ ", "regex": "~ ", "iregex": "~* "}.get(self.kind, "")
+        if self.kind == "server":
+            return "(server level, no location)"
+        if self.kind in ("if", "limit_except"):
+            return f"{self.kind} {self.name}"
+        return f"location {mod}{self.name}"
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.file else ""
+
+
+@dataclass(eq=False)
+class Listen:
+    """A `listen` as parsed by `ngx_http_core_listen`: address (None = wildcard) and port."""
+
+    addr: Any  # ipaddress.IPv4Address | IPv6Address | None (wildcard) | str ("unix:/path")
+    port: int
+    default_server: bool
+    ssl: bool
+    directive: Directive | None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.addr, str):
+            return self.addr
+        if self.addr is None:
+            return f"*:{self.port}"
+        if self.addr.version == 6:
+            return f"[{self.addr}]:{self.port}"
+        return f"{self.addr}:{self.port}"
+
+
+class ServerConf:
+    """A `server {}` block: its names, listens and its server-level location."""
+
+    __slots__ = ("file", "line", "names", "server_name", "listens", "loc", "index")
+
+    def __init__(self, d: Directive, index: int) -> None:
+        self.file = d.file
+        self.line = d.line
+        self.names: list[tuple[str, Directive, Regex | None]] = []
+        self.server_name = b""
+        self.listens: list[Listen] = []
+        self.loc: LocationConf = None  # type: ignore[assignment]
+        self.index = index
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    @property
+    def label(self) -> str:
+        names = " ".join(n for n, _, _ in self.names) or '""'
+        return f"server {names}"
+
+
+@dataclass
+class Plan:
+    """The compiled config: immutable once built, shared by every request."""
+
+    tree: ConfTree
+    variables: VariableTable
+    variable_count: int
+    addresses: dict[int, Any]  # port -> servers.PortTable
+    servers: list[ServerConf]
+    upstreams: dict[str, Any]
+    hostname: bytes
+    post_read: tuple[Any, ...] = ()
+    access: tuple[Any, ...] = ()
+    precontent: tuple[Any, ...] = ()
+    warnings: tuple[str, ...] = ()
+    modules_state: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiler.
+
+
+class Compiler:
+    """Walks the directive tree once, dispatching to module handlers (`ngx_conf_parse`)."""
+
+    def __init__(self, tree: ConfTree, modules: Sequence[Module]) -> None:
+        self.tree = tree
+        self.commands: dict[str, list[Command]] = {}
+        for m in modules:
+            for c in m.commands:
+                self.commands.setdefault(c.name, []).append(c)
+        self.local_slots = {c.slot or c.name for m in modules for c in m.commands if c.merge is Merge.LOCAL}
+        self.local_slots.update(s for m in modules for s in m.local_slots)
+        self.variables = VariableTable()
+        register_builtins(self.variables)
+        self.servers: list[ServerConf] = []
+        self.upstreams: dict[str, Any] = {}
+        self.http_level: Level | None = None
+        self.state: dict[str, Any] = {}  # per-module compile state (e.g. implicit upstream groups)
+        self.finishers: list[Any] = []  # callables run after merging, in registration order
+        self.hostname = socket.gethostname().lower().encode()
+        self.modules = tuple(modules)
+        for m in modules:
+            for name, getter, cacheable in m.variables:
+                self.variables.builtin(name, getter, cacheable=cacheable)
+
+    # -- walking -------------------------------------------------------------------------------
+    def block(self, directives: Iterable[Directive], level: Level) -> None:
+        for d in directives:
+            self.directive(d, level)
+
+    def directive(self, d: Directive, level: Level) -> None:
+        bit = LEVEL_CONTEXT[level.kind] if level.kind != "if" else _if_bit(level)
+        cmd = next((c for c in self.commands.get(d.name, ()) if c.spec.contexts & bit), None)
+        if cmd is None:
+            level.unsimulated.append(d)
+            return
+        value = cmd.handler(d, level, self) if cmd.handler is not None else d
+        if value is not None:
+            self.store(level, cmd, d, value)
+
+    def store(self, level: Level, cmd: Command, d: Directive, value: Any) -> None:
+        slot = cmd.slot or cmd.name
+        if cmd.merge is Merge.VALUE:
+            if slot in level.values:
+                raise ConfigError(f'"{d.name}" directive is duplicate', d.file, d.line)
+            level.values[slot] = value
+        else:
+            level.values.setdefault(slot, []).append(value)
+
+    # -- helpers for module handlers --------------------------------------------------------------
+    def complex(self, text: str, d: Directive) -> Complex:
+        return compile_complex(text, self.variables, d)
+
+    def regex(self, source: str, caseless: bool, d: Directive) -> Regex:
+        """`ngx_http_regex_compile`: compile, and declare a variable for every named capture."""
+        try:
+            rx = compile_regex(source, caseless=caseless)
+        except RegexError as e:
+            raise ConfigError(e.message, d.file, d.line) from None
+        for name in rx.names:
+            self.variables.define(name, None, d, duplicate_ok=True)
+        return rx
+
+    def merge(self, level: Level) -> None:
+        """`merge_loc_conf`: inherit every non-local slot this level does not set itself."""
+        parent = level.parent.merged if level.parent is not None else {}
+        merged = {k: v for k, v in parent.items() if k not in level.values and self._inherits(k)}
+        merged.update(level.values)
+        level.merged = merged
+
+    def _inherits(self, slot: str) -> bool:
+        return slot not in self.local_slots
+
+
+LEVEL_CONTEXT = {
+    "main": spec.MAIN, "http": spec.HTTP_MAIN, "server": spec.HTTP_SRV, "location": spec.HTTP_LOC,
+    "limit_except": spec.HTTP_LMT, "upstream": spec.HTTP_UPS,
+}
+
+
+def _if_bit(level: Level) -> int:
+    return spec.HTTP_SIF if level.parent is not None and level.parent.kind == "server" else spec.HTTP_LIF
+
+
+def error(d: Directive, message: str) -> ConfigError:
+    return ConfigError(message, d.file, d.line)
+
+
+# ---------------------------------------------------------------------------------------------
+# From the walked tree to the Plan.
+
+
+def build_plan(tree: ConfTree, modules: Sequence[Module], inert: frozenset[str]) -> Plan:
+    """Compile a read (and validated) tree: walk, merge every level, build the lookup tables."""
+    from .http.servers import build_addresses
+
+    cc = Compiler(tree, modules)
+    main = Level("main", None, None)
+    cc.block(tree.directives, main)
+    if cc.http_level is not None:
+        cc.merge(cc.http_level)
+    for server in cc.servers:
+        _finish_location(cc, server.loc, inert)
+        server.server_name = _primary_name(server)
+    for key in ("if_blocks", "limit_except_blocks"):
+        for block in cc.state.get(key, []):
+            _finish_location(cc, block, inert)
+    for m in modules:
+        if m.finish is not None:
+            m.finish(cc)
+    cc.variables.freeze(tree.main_file)
+    warnings: list[str] = []
+    addresses = build_addresses(cc.servers, warnings)
+    return Plan(
+        tree=tree,
+        variables=cc.variables,
+        variable_count=len(cc.variables.by_name),
+        addresses=addresses,
+        servers=cc.servers,
+        upstreams=cc.upstreams,
+        hostname=cc.hostname,
+        post_read=tuple(m.post_read for m in modules if m.post_read is not None),
+        access=tuple(m.access for m in modules if m.access is not None),
+        precontent=tuple(m.precontent for m in modules if m.precontent is not None),
+        warnings=tuple(warnings),
+        modules_state=dict(cc.state),
+    )
+
+
+def _finish_location(cc: Compiler, loc: LocationConf, inert: frozenset[str]) -> None:
+    """Merge a location with its enclosing level and fix what requests read from it."""
+    level = loc.level
+    cc.merge(level)
+    loc.conf = level.merged
+    loc.script = tuple(level.values.get("rewrite:script", ()))
+    loc.handler = level.values.get("content:handler")
+    loc.internal = bool(loc.conf.get("internal", False))
+    seen: dict[str, Directive] = {}
+    lvl: Level | None = level
+    while lvl is not None:
+        for d in lvl.unsimulated:
+            if d.name not in inert:
+                seen.setdefault(d.name, d)
+        lvl = lvl.parent
+    loc.unsimulated = tuple(seen.values())
+    for child in (*loc.static, *loc.regexes, *loc.named.values()):
+        _finish_location(cc, child, inert)
+
+
+def _primary_name(server: ServerConf) -> bytes:
+    """`$server_name`: the first name; regexes keep their '~', a leading '.' is dropped."""
+    if not server.names:
+        return b""
+    name = server.names[0][0]
+    if name.startswith("."):
+        name = name[1:]
+    return name.encode("utf-8", "surrogateescape")
