@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .config import Config, load
 from .decision import Decision, Headers, Place, Upstream
-from .errors import ConfigError, RequestError
+from .errors import ConfigError, RequestError, UndefinedBehavior
 
-__all__ = ["Config", "ConfigError", "Decision", "Headers", "Place", "RequestError", "Upstream", "load"]
+__all__ = ["Config", "ConfigError", "Decision", "Headers", "Place", "RequestError", "UndefinedBehavior", "Upstream", "load"]
 __version__ = "0.1.0"

@@ -29,3 +29,10 @@ class RequestError(ValueError):
 
     Distinct from requests nginx answers with 400: those are Decisions, not errors.
     """
+
+
+class UndefinedBehavior(ConfigError):
+    """A request for which nginx 1.22.1's answer is undefined (memory overrun or garbage bytes).
+
+    nginxsim refuses to guess; `file`/`line` name the directive that would misbehave.
+    """

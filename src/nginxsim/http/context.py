@@ -32,7 +32,7 @@ class Context:
         "server", "host", "request_uri", "quoted_uri",
         "uri", "args", "method", "valid_unparsed_uri", "internal", "uri_changed", "uri_changes",
         "loc", "captures", "slots", "status", "headers_out", "body", "upstream", "error_page_used",
-        "notes", "rewrite_break", "module_state", "addr_conf", "headers_in",
+        "notes", "valid_location", "module_state", "addr_conf", "headers_in",
     )
 
     def __init__(self, plan: Plan, request: Request, trace: Trace, pinned: dict[str, bytes]) -> None:
@@ -67,7 +67,7 @@ class Context:
         self.upstream: Any = None
         self.error_page_used = False
         self.notes: list[str] = []
-        self.rewrite_break = False
+        self.valid_location = True
         self.module_state: dict[str, Any] = {}
         self.addr_conf: Any = None
         self.headers_in: list[tuple[bytes, bytes]] = list(request.headers)

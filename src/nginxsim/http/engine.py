@@ -184,6 +184,8 @@ def _phases(r: Context) -> None:
 
 
 def _walk(r: Context) -> None:
+    """`ngx_http_handler`: one pass from SERVER_REWRITE; an internal redirect starts another."""
+    r.valid_location = True
     _server_rewrite(r)
     while True:
         _find_config(r)
@@ -206,7 +208,6 @@ def _server_rewrite(r: Context) -> None:
     if script and rewrite.run_script(r, script) == rewrite.FINAL:
         _return(r)
     r.uri_changed = False
-    r.rewrite_break = False
 
 
 def _count_uri_change(r: Context, what: str) -> None:
@@ -229,7 +230,6 @@ def _find_config(r: Context) -> None:
         if matched is not None and matched.regex is not None:
             r.set_captures(matched.regex, found.match)
     r.loc = loc
-    r.rewrite_break = False
     if found.loc is None and r.trace.enabled:
         r.trace.add("location", f"$uri {_s(r.uri)}", "no location matched: server level handles it",
                     r.server.file, r.server.line)

@@ -124,8 +124,8 @@ class PassHandler:
         """The request target sent upstream (routing.md §6.2, `ngx_http_proxy_create_key/request`)."""
         if target is not None and self.dynamic is not None and target.uri is not None:
             return target.uri if not target.uri.startswith(b"?") else b"/" + target.uri
-        if target is None or target.uri is None or r.rewrite_break:
-            if r.valid_unparsed_uri and not r.internal:
+        if target is None or target.uri is None or not r.valid_location:
+            if r.valid_unparsed_uri and (target is None or target.uri is None):
                 return r.request_uri
             base = escape_uri(r.uri) if (r.quoted_uri or r.internal) else r.uri
         else:
