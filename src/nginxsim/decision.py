@@ -104,9 +104,9 @@ class Upstream:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Decision:
-    """What nginx does with one request."""
+    """What nginx does with one request. Built by `Config.route`; treat it as read-only."""
 
     status: int | None
     body: str | None
@@ -118,11 +118,16 @@ class Decision:
     uri: str
     args: str
     file: str | None = None
-    trace: tuple[Step, ...] = ()
+    steps: list[tuple[str, str, str, str | None, int | None]] = field(default_factory=list, repr=False)
     not_simulated: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     redirects: int = 0
     request: str = ""
+
+    @property
+    def trace(self) -> tuple[Step, ...]:
+        """Every step taken, in order, each with the config place that drove it."""
+        return tuple(Step(*s) for s in self.steps)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict of every field."""

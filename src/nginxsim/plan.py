@@ -17,6 +17,7 @@ from .conf import ConfTree
 from .conf.directive import Directive
 from .conf import spec
 from .conf.spec import Merge
+from .decision import Place
 from .errors import ConfigError
 from .http.script import Complex, compile_complex
 from .http.variables import VariableTable, register_builtins
@@ -62,7 +63,7 @@ class LocationConf:
     __slots__ = (
         "kind", "name", "name_b", "regex", "file", "line", "level", "parent", "server",
         "conf", "script", "handler", "auto_redirect", "internal",
-        "static", "regexes", "named", "limit_except", "unsimulated",
+        "static", "regexes", "named", "limit_except", "unsimulated", "unsimulated_names", "place",
     )
 
     def __init__(self, kind: str, name: str, d: Directive | None, level: Level, parent: LocationConf | None) -> None:
@@ -85,6 +86,8 @@ class LocationConf:
         self.named: dict[str, LocationConf] = {}
         self.limit_except: tuple[frozenset[bytes], LocationConf] | None = None
         self.unsimulated: tuple[Directive, ...] = ()
+        self.unsimulated_names: tuple[str, ...] = ()
+        self.place: Place = None  # type: ignore[assignment]  # set by build_plan
 
     @property
     def label(self) -> str:
@@ -125,7 +128,7 @@ class Listen:
 class ServerConf:
     """A `server {}` block: its names, listens and its server-level location."""
 
-    __slots__ = ("file", "line", "names", "server_name", "listens", "loc", "index")
+    __slots__ = ("file", "line", "names", "server_name", "listens", "loc", "index", "place")
 
     def __init__(self, d: Directive, index: int) -> None:
         self.file = d.file
@@ -135,6 +138,7 @@ class ServerConf:
         self.listens: list[Listen] = []
         self.loc: LocationConf = None  # type: ignore[assignment]
         self.index = index
+        self.place: Place = None  # type: ignore[assignment]  # set by build_plan
 
     @property
     def where(self) -> str:
@@ -271,6 +275,8 @@ def build_plan(tree: ConfTree, modules: Sequence[Module], inert: frozenset[str])
     for server in cc.servers:
         _finish_location(cc, server.loc, inert)
         server.server_name = _primary_name(server)
+        server.place = Place(server.label, server.server_name.decode("utf-8", "surrogateescape"),
+                             server.file, server.line, "server")
     for key in ("if_blocks", "limit_except_blocks"):
         for block in cc.state.get(key, []):
             _finish_location(cc, block, inert)
@@ -312,6 +318,11 @@ def _finish_location(cc: Compiler, loc: LocationConf, inert: frozenset[str]) -> 
                 seen.setdefault(d.name, d)
         lvl = lvl.parent
     loc.unsimulated = tuple(seen.values())
+    loc.unsimulated_names = tuple(sorted(seen))
+    owner = loc
+    while owner.kind in ("if", "limit_except") and owner.parent is not None:
+        owner = owner.parent
+    loc.place = Place(owner.label, owner.name, owner.file, owner.line, owner.kind)
     for child in (*loc.static, *loc.regexes, *loc.named.values()):
         _finish_location(cc, child, inert)
 

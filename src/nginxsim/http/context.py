@@ -32,7 +32,7 @@ class Context:
         "server", "host", "request_uri", "quoted_uri",
         "uri", "args", "method", "valid_unparsed_uri", "internal", "uri_changed", "uri_changes",
         "loc", "captures", "slots", "status", "headers_out", "body", "upstream", "error_page_used",
-        "notes", "valid_location", "module_state", "addr_conf", "headers_in",
+        "notes", "valid_location", "module_state", "addr_conf", "headers_in", "evaluated",
     )
 
     def __init__(self, plan: Plan, request: Request, trace: Trace, pinned: dict[str, bytes]) -> None:
@@ -71,6 +71,7 @@ class Context:
         self.module_state: dict[str, Any] = {}
         self.addr_conf: Any = None
         self.headers_in: list[tuple[bytes, bytes]] = list(request.headers)
+        self.evaluated: list[Variable] = []  # in order of first evaluation, for the Decision
 
     def get(self, var: Variable) -> bytes | None:
         """`ngx_http_get_flushed_variable`: cached values stay frozen for the whole request."""
@@ -82,6 +83,7 @@ class Context:
         val = getter(self)
         if var.cacheable:
             self.slots[var.index] = val
+            self.evaluated.append(var)
         return val
 
     def set(self, var: Variable, value: bytes) -> None:
@@ -89,6 +91,7 @@ class Context:
             var.setter(self, value)
         else:
             self.slots[var.index] = value
+            self.evaluated.append(var)
 
     def set_captures(self, regex: Regex, m: Match) -> None:
         """`ngx_http_regex_exec` on a match: numbered captures are request-global, named ones
@@ -98,6 +101,7 @@ class Context:
             var = self.plan.variables.by_name.get(name)
             if var is not None:
                 self.slots[var.index] = m.captures[index]
+                self.evaluated.append(var)
 
     def note_unsimulated(self, what: str) -> None:
         note = f"{what} has no value in a simulation (it comes from the response, TLS or timing)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from ..decision import Decision, Headers, Place, Upstream
+from ..decision import Decision, Headers, Upstream
 from ..errors import RequestError
 from ..modules import content, rewrite
 from .context import MAX_URI_CHANGES, Context
@@ -18,7 +18,6 @@ from .locations import DONE, find_location
 from .request import BadRequest, Request, normalize_uri, parse_request_line, validate_host
 from .servers import find_address, find_server
 from .trace import Trace
-from .variables import UNSET as _UNSET
 
 if TYPE_CHECKING:
     from ..plan import LocationConf, Plan
@@ -300,11 +299,10 @@ def _decision(r: Context, wanted: tuple[str, ...] | None) -> Decision:
     server = r.server
     loc = r.loc
     variables: dict[str, str] = {}
-    for var in r.plan.variables.by_name.values():
-        if wanted is not None and var.name not in wanted:
-            continue
-        v = r.slots[var.index]
-        if v is not _UNSET and v is not None and not var.name.startswith(("http_", "arg_", "cookie_")):
+    slots = r.slots
+    for var in r.evaluated:
+        v = slots[var.index]
+        if v is not None and (wanted is None or var.name in wanted):
             variables[var.name] = _s(v)  # type: ignore[arg-type]
     req = r.request
     return Decision(
@@ -312,24 +310,18 @@ def _decision(r: Context, wanted: tuple[str, ...] | None) -> Decision:
         body=_s(r.body) if r.body is not None else None,
         headers=Headers(r.headers_out),
         upstream=up if isinstance(up, Upstream) else None,
-        server=Place(server.label, server.server_name.decode(), server.file, server.line, "server") if server else None,
-        location=_place(loc) if loc is not None else None,
+        server=server.place,
+        location=loc.place,
         variables=variables,
         uri=_s(r.uri),
         args=_s(r.args),
         file=r.module_state.get("file"),
-        trace=tuple(r.trace.steps),
-        not_simulated=tuple(sorted({d.name for d in (loc.unsimulated if loc else ())})),
+        steps=r.trace.steps,
+        not_simulated=loc.unsimulated_names,
         notes=tuple(r.notes),
         redirects=MAX_URI_CHANGES + 1 - r.uri_changes,
         request=f"{_addr(req.client) if req.client else 'unix:'} {_s(req.request_line)}",
     )
-
-
-def _place(loc: LocationConf) -> Place:
-    while loc.kind in ("if", "limit_except") and loc.parent is not None:
-        loc = loc.parent
-    return Place(loc.label, loc.name, loc.file, loc.line, loc.kind)
 
 
 def _addr(a: Any) -> str:

@@ -9,9 +9,9 @@ A `Request` is what the caller poses (client address, URL, headers); `parse_targ
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from ..errors import RequestError
 
@@ -58,13 +58,29 @@ class Request:
 
 def parse_address(text: str, what: str = "client address") -> IPAddress | None:
     """Parse an IPv4/IPv6 address (`unix:` for a unix-socket peer), or raise RequestError."""
-    if text == "unix:" or text.startswith("unix:"):
+    try:
+        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))
+    except (OSError, TypeError):
+        pass
+    if text.startswith("unix:"):
         return None
     t = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     try:
-        return ipaddress.ip_address(t)
+        return ipaddress.IPv6Address(t)
     except ValueError:
         raise RequestError(f"invalid {what} {text!r}: expected an IPv4 or IPv6 address") from None
+
+
+def _split_authority(authority: bytes, url: str | bytes) -> tuple[bytes, int | None]:
+    """host[:port] or [v6]:port; the port must be a number from 1 to 65535."""
+    end = authority.rfind(b"]") + 1 if authority.startswith(b"[") else 0
+    colon = authority.find(b":", end)
+    if colon < 0:
+        return authority, None
+    p = authority[colon + 1 :]
+    if not p.isdigit() or not 1 <= int(p) <= 65535:
+        raise RequestError(f"invalid URL {url!r}: bad port")
+    return authority[:colon], int(p)
 
 
 def _to_bytes(value: str | bytes, what: str) -> bytes:
@@ -106,12 +122,7 @@ def make_request(
     authority, path = rest[:cut], rest[cut:]
     if b"@" in authority:
         raise RequestError(f"invalid URL {url!r}: user info is not supported")
-    try:
-        parts = urlsplit("//" + authority.decode("latin-1"))
-        port = parts.port
-    except ValueError:
-        raise RequestError(f"invalid URL {url!r}: bad port") from None
-    host_text = authority.rsplit(b":", 1)[0] if port is not None and not authority.endswith(b"]") else authority
+    host_text, port = _split_authority(authority, url)
     if not path:
         path = b"/"
     if any(c < 0x20 or c == 0x7F or c == 0x20 for c in path):

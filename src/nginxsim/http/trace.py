@@ -26,15 +26,19 @@ class Step:
                 "file": self.file, "line": self.line}
 
 
+StepTuple = tuple[str, str, str, "str | None", "int | None"]
+
+
 class Trace:
-    """Collects steps cheaply; `enabled=False` turns recording off for sweeps of many requests."""
+    """Collects steps as plain tuples (Steps are built only when someone reads them);
+    `enabled=False` turns recording off for sweeps of many requests."""
 
     __slots__ = ("steps", "enabled")
 
     def __init__(self, enabled: bool = True) -> None:
-        self.steps: list[Step] = []
+        self.steps: list[StepTuple] = []
         self.enabled = enabled
 
     def add(self, phase: str, what: str, result: str, file: str | None = None, line: int | None = None) -> None:
         if self.enabled:
-            self.steps.append(Step(phase, what, result, file, line))
+            self.steps.append((phase, what, result, file, line))
