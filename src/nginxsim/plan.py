@@ -164,6 +164,7 @@ class Plan:
     post_read: tuple[Any, ...] = ()
     access: tuple[Any, ...] = ()
     precontent: tuple[Any, ...] = ()
+    header_filters: tuple[Any, ...] = ()
     warnings: tuple[str, ...] = ()
     modules_state: dict[str, Any] = field(default_factory=dict)
 
@@ -297,6 +298,7 @@ def build_plan(tree: ConfTree, modules: Sequence[Module], inert: frozenset[str])
         post_read=tuple(m.post_read for m in modules if m.post_read is not None),
         access=tuple(m.access for m in modules if m.access is not None),
         precontent=tuple(m.precontent for m in modules if m.precontent is not None),
+        header_filters=tuple(m.header_filter for m in modules if m.header_filter is not None),
         warnings=tuple(warnings),
         modules_state=dict(cc.state),
     )

@@ -32,7 +32,7 @@ class Context:
         "server", "host", "request_uri", "quoted_uri",
         "uri", "args", "method", "valid_unparsed_uri", "internal", "uri_changed", "uri_changes",
         "loc", "captures", "slots", "status", "headers_out", "body", "upstream", "error_page_used",
-        "notes", "valid_location", "module_state", "addr_conf", "headers_in", "evaluated",
+        "notes", "valid_location", "module_state", "addr_conf", "headers_in", "evaluated", "err_status",
     )
 
     def __init__(self, plan: Plan, request: Request, trace: Trace, pinned: dict[str, bytes]) -> None:
@@ -66,6 +66,7 @@ class Context:
         self.body: bytes | None = None
         self.upstream: Any = None
         self.error_page_used = False
+        self.err_status = 0
         self.notes: list[str] = []
         self.valid_location = True
         self.module_state: dict[str, Any] = {}

@@ -16,7 +16,7 @@ from ..modules import content, rewrite
 from .context import MAX_URI_CHANGES, Context
 from .locations import DONE, find_location
 from .request import BadRequest, Request, normalize_uri, parse_request_line, validate_host
-from .servers import find_address, find_server
+from .servers import WILDCARD6, find_address, find_server
 from .trace import Trace
 
 if TYPE_CHECKING:
@@ -24,33 +24,63 @@ if TYPE_CHECKING:
 
 _REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))
 _LOCAL_DEFAULT = ipaddress.IPv4Address("127.0.0.1")
+_LOCAL_DEFAULT6 = ipaddress.IPv6Address("::1")
 
 
 class Redirect(Exception):
     """An internal redirect: restart at SERVER_REWRITE with a new URI (`ngx_http_internal_redirect`)."""
 
 
-class Finalize(Exception):
-    """Ends the phase walk with a status (nginx's `ngx_http_finalize_request(r, status)`)."""
+class NamedJump(Exception):
+    """A jump to a named location: restart at its REWRITE phase (`ngx_http_named_location`)."""
 
-    def __init__(self, status: int, location: bytes | None = None, body: bytes | None = None) -> None:
+
+class Finalize(Exception):
+    """Ends the phase walk with a status (nginx's `ngx_http_finalize_request(r, status)`).
+
+    `special` is False only for responses sent with a body (`return 200 "text"`): those never
+    reach `ngx_http_special_response_handler`, so `error_page` cannot intercept them.
+    """
+
+    def __init__(self, status: int, location: bytes | None = None, body: bytes | None = None,
+                 special: bool = True) -> None:
         super().__init__(status)
         self.status = status
         self.location = location
         self.body = body
+        self.special = special
 
 
 def route(plan: Plan, request: Request, *, pinned: dict[str, bytes] | None = None, trace: bool = True,
           variables: tuple[str, ...] | None = None) -> Decision:
     """Run one request through the plan and describe what nginx does."""
     r = Context(plan, request, Trace(trace), pinned or {})
-    try:
-        _connection(r)
-        _request_line_and_headers(r)
-        _phases(r)
-    except Finalize as f:
-        _finalize(r, f)
+    step: Any = _start
+    while True:
+        try:
+            step(r)
+            break
+        except Redirect:
+            step = _walk
+        except NamedJump:
+            step = _walk_named
+        except Finalize as f:
+            step = _finalizer(f)
+    for header_filter in plan.header_filters:
+        header_filter(r)
     return _decision(r, variables)
+
+
+def _start(r: Context) -> None:
+    _connection(r)
+    _request_line_and_headers(r)
+    for handler in r.plan.post_read:
+        handler(r)
+    _walk(r)
+
+
+def _finalizer(f: Finalize) -> Any:
+    return lambda r: _finalize(r, f)
 
 
 # -- connection and request parsing ------------------------------------------------------------
@@ -59,11 +89,14 @@ def route(plan: Plan, request: Request, *, pinned: dict[str, bytes] | None = Non
 def _connection(r: Context) -> None:
     """`ngx_http_init_connection`: the address entry for the local address and port."""
     req = r.request
-    ac = find_address(r.plan.addresses, req.server_port, req.server_addr)
+    family = req.server_addr.version if req.server_addr is not None else (req.client.version if req.client else 4)
+    ac = find_address(r.plan.addresses, req.server_port, req.server_addr, family)
     if ac is None:
-        ports = ", ".join(str(p) for p in sorted(r.plan.addresses)) or "none"
-        raise RequestError(f"no server listens on port {req.server_port} (ports listened: {ports})")
-    r.local_addr = req.server_addr or ac.addr or _LOCAL_DEFAULT
+        listens = ", ".join(a.text for t in r.plan.addresses.values() for a in t.values()) or "none"
+        raise RequestError(f"no listen accepts an IPv{family} connection to port {req.server_port} "
+                           f"(listens: {listens}); pass server_addr, or a client of another family")
+    r.local_addr = req.server_addr or (ac.addr if ac.addr is not None and ac.addr != WILDCARD6 else
+                                       (_LOCAL_DEFAULT6 if family == 6 else _LOCAL_DEFAULT))
     r.addr_conf = ac
     r.server = ac.default
     r.loc = ac.default.loc
@@ -171,29 +204,37 @@ def internal_redirect(r: Context, uri: bytes, args: bytes) -> None:
     raise Redirect
 
 
-def _phases(r: Context) -> None:
-    for handler in r.plan.post_read:
-        handler(r)
-    while True:
-        try:
-            _walk(r)
-            return
-        except Redirect:
-            continue
+def named_location(r: Context, name: str) -> None:
+    """`ngx_http_named_location`: $uri, $args and the method are kept; no location search."""
+    loc = r.server.loc.named.get(name)
+    if loc is None:
+        r.notes.append(f'could not find named location "{name}": 500')
+        raise Finalize(500)
+    _count_uri_change(r, f"jumping to named location {name}")
+    r.loc = loc
+    if r.trace.enabled:
+        r.trace.add("location", f"jump to {name}", loc.label, loc.file, loc.line)
+    raise NamedJump
 
 
 def _walk(r: Context) -> None:
     """`ngx_http_handler`: one pass from SERVER_REWRITE; an internal redirect starts another."""
     r.valid_location = True
     _server_rewrite(r)
+    _find_config(r)
+    _walk_named(r)
+
+
+def _walk_named(r: Context) -> None:
+    """REWRITE onwards for the current location; a URI change searches locations again."""
     while True:
-        _find_config(r)
         if r.loc.script and rewrite.run_script(r, r.loc.script) == rewrite.FINAL:
             _return(r)
         if not r.uri_changed:
             break
         _count_uri_change(r, f"rewrite cycle while processing {_s(r.uri)}")
         r.uri_changed = False
+        _find_config(r)
     for handler in r.plan.access:
         handler(r)
     for handler in r.plan.precontent:
@@ -255,11 +296,13 @@ def _regex_ancestor(loc: LocationConf) -> LocationConf | None:
 
 
 def _return(r: Context) -> None:
+    """`ngx_http_script_return_code`: redirects and error codes without text are special
+    responses (error_page applies); a body is sent as is."""
     code, text, d = r.module_state.pop("return")
     if code in _REDIRECT_CODES:
         raise Finalize(code, text if text is not None else b"")
     if text is not None or code < 400:
-        raise Finalize(code, None, text if text is not None else b"")
+        raise Finalize(code, None, text if text is not None else b"", special=False)
     raise Finalize(code)
 
 
@@ -267,13 +310,45 @@ def _return(r: Context) -> None:
 
 
 def _finalize(r: Context, f: Finalize) -> None:
-    """`ngx_http_finalize_request` with a status, then the header filter's Location rule."""
+    """`ngx_http_finalize_request` + `ngx_http_special_response_handler` (error_page)."""
+    if f.status == 444:
+        r.status = 444
+        r.notes.append("444: nginx closes the connection without a response")
+        return
+    if f.special and f.status >= 300:
+        r.err_status = f.status
+        pages = r.loc.conf.get("error_page")
+        if pages and not r.error_page_used and r.uri_changes != 0:
+            if not r.loc.conf.get("recursive_error_pages", False):
+                r.error_page_used = True
+            for page in pages:
+                if f.status in page.codes:
+                    _send_error_page(r, page, f)
+                    return
     r.status = f.status
     r.body = f.body
     if f.location is not None:
         r.headers_out.append(("Location", _s(_absolute_location(r, f.location))))
-    if f.status == 444:
-        r.notes.append("444: nginx closes the connection without a response")
+
+
+def _send_error_page(r: Context, page: Any, f: Finalize) -> None:
+    """`ngx_http_send_error_page`: a URI (internal redirect, GET), a @name, or a redirect."""
+    if page.overwrite >= 0:
+        r.err_status = page.overwrite
+    target = page.value.eval(r)
+    if r.trace.enabled:
+        r.trace.add("error_page", f"error_page for {f.status}", _s(target), page.d.file, page.d.line)
+    if target.startswith(b"/"):
+        uri, args = (target.split(b"?", 1) + [b""])[:2] if page.value.const is None else (target, page.args)
+        if r.method != b"HEAD":
+            r.method = b"GET"
+        internal_redirect(r, uri, args)
+    if target.startswith(b"@"):
+        named_location(r, _s(target))
+    status = page.overwrite if page.overwrite in _REDIRECT_CODES else 302
+    r.err_status = status
+    r.status = status
+    r.headers_out.append(("Location", _s(_absolute_location(r, target))))
 
 
 def _absolute_location(r: Context, location: bytes) -> bytes:
@@ -295,6 +370,8 @@ def _absolute_location(r: Context, location: bytes) -> bytes:
 
 
 def _decision(r: Context, wanted: tuple[str, ...] | None) -> Decision:
+    if r.err_status and r.status is not None:
+        r.status = r.err_status  # ngx_http_header_filter sends err_status when set
     up: Any = r.upstream
     server = r.server
     loc = r.loc

@@ -36,6 +36,7 @@ class AddrConf:
 
     @property
     def text(self) -> str:
+        """As nginx prints it in messages (`0.0.0.0:80`, `[::]:80`)."""
         if self.addr is None:
             return f"0.0.0.0:{self.port}"
         if self.addr.version == 6:
@@ -142,22 +143,29 @@ def _name_error(d: Any, name: str, ac: AddrConf) -> ConfigError:
     return ConfigError(f'invalid server name or wildcard "{name}" on {ac.text}', d.file if d else None, None)
 
 
-def find_address(ports: dict[int, dict[Any, AddrConf]], port: int, local: Any) -> AddrConf | None:
-    """The connection's address entry: the exact local IP if listed, else the port's wildcard."""
+WILDCARD6 = ipaddress.IPv6Address("::")
+
+
+def find_address(ports: dict[int, dict[Any, AddrConf]], port: int, local: Any, family: int) -> AddrConf | None:
+    """`ngx_http_init_connection`: the exact local IP if listed, else its family's wildcard.
+
+    Without a local address, any address of the client's family that a listen accepts (IPv6
+    sockets are ipv6only, so an IPv4 client never reaches `[::]`)."""
     table = ports.get(port)
     if table is None:
         return None
     if local is not None:
-        if isinstance(local, ipaddress.IPv6Address) and local.ipv4_mapped is not None:
-            local = local.ipv4_mapped
         ac = table.get(local)
         if ac is not None:
             return ac
-        return table.get(None)
-    wildcard = table.get(None)
-    if wildcard is not None:
-        return wildcard
-    return next(iter(table.values()))
+        return table.get(None if local.version == 4 else WILDCARD6)
+    ac = table.get(None if family == 4 else WILDCARD6)
+    if ac is not None:
+        return ac
+    for addr, ac in table.items():
+        if (addr.version if addr is not None else 4) == family:
+            return ac
+    return None
 
 
 def find_server(ac: AddrConf, host: bytes) -> tuple[ServerConf, str, Match | None, Regex | None]:

@@ -5,7 +5,7 @@ Order matters where nginx's does: phase handlers run in the order modules regist
 
 from __future__ import annotations
 
-from . import content, core, fastcgi, grpc, proxy, rewrite, scgi, upstream, uwsgi
+from . import content, core, fastcgi, grpc, headers, proxy, rewrite, scgi, upstream, uwsgi
 from .base import Command, Module
 
 MODULES: tuple[Module, ...] = (
@@ -18,6 +18,7 @@ MODULES: tuple[Module, ...] = (
     scgi.MODULE,
     grpc.MODULE,
     content.MODULE,
+    headers.MODULE,
 )
 
 INERT = core.INERT

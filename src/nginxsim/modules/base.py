@@ -57,4 +57,5 @@ class Module:
     post_read: PhaseHandler | None = None
     access: PhaseHandler | None = None
     precontent: PhaseHandler | None = None
+    header_filter: PhaseHandler | None = None  # runs once the response status is known
     finish: Callable[["Compiler"], None] | None = None  # after merging, before the Plan is built

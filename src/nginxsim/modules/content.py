@@ -14,11 +14,11 @@ import stat
 from typing import TYPE_CHECKING, Any
 
 from ..conf.directive import Directive
-from ..conf.spec import HTTP_LOC, HTTP_MAIN, HTTP_SRV, ONEMORE, DirectiveSpec
+from ..conf.spec import FLAG, HTTP_LOC, HTTP_MAIN, HTTP_SRV, ONEMORE, DirectiveSpec
 from ..decision import Headers, Upstream
 from ..plan import Compiler, Level, error
 from .base import Command, Module
-from .proxy import PassHandler, Target, escape_uri, find_group, parse_target
+from .proxy import PassHandler, Target, escape_uri, find_group, flag_value, parse_target
 
 if TYPE_CHECKING:
     from ..http.context import Context
@@ -189,6 +189,10 @@ def _static(r: Context, Finalize: type, internal_redirect: Any) -> None:
                 r.trace.add("content", f"index {_s(name)}", f"found {_s(path + name)}: internal redirect")
                 internal_redirect(r, r.uri + name, r.args)
         if _is_dir(path):
+            if r.loc.conf.get("autoindex", False):
+                r.trace.add("content", f"autoindex of {_s(path)}", "directory listing: 200")
+                r.notes.append(f"autoindex: nginx answers with a listing of {_s(path)}")
+                raise Finalize(200, special=False)
             r.trace.add("content", f"index of {_s(path)}", "directory without index file: 403")
             raise Finalize(403)
         r.trace.add("content", f"index of {_s(path)}", "directory does not exist: 404")
@@ -248,7 +252,8 @@ def _index(d: Directive, level: Level, cc: Compiler) -> tuple[bytes, ...]:
 
 MODULE = Module(
     "ngx_http_static_module",
-    (Command(DirectiveSpec("index", HTTP_MAIN | HTTP_SRV | HTTP_LOC, ONEMORE), _index),),
+    (Command(DirectiveSpec("index", HTTP_MAIN | HTTP_SRV | HTTP_LOC, ONEMORE), _index),
+     Command(DirectiveSpec("autoindex", HTTP_MAIN | HTTP_SRV | HTTP_LOC, FLAG), flag_value)),
     variables=(("document_root", _document_root, False), ("realpath_root", _realpath_root, False),
                ("request_filename", _request_filename, False)),
 )

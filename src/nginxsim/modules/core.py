@@ -8,14 +8,16 @@ settings. Building the lookup tables from what these handlers collect is `finish
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from typing import Any
 
 from ..conf.directive import Directive
 from ..conf.spec import (
     ANY, BLOCK, FLAG, HTTP_LIF, HTTP_LOC, HTTP_MAIN, HTTP_SIF, HTTP_SRV, MAIN, NOARGS, ONEMORE, TAKE1,
-    TAKE12, DirectiveSpec, Merge,
+    TAKE12, TWOMORE, DirectiveSpec, Merge,
 )
 from ..errors import ConfigError
+from ..http.script import Complex
 from ..plan import Compiler, Level, Listen, LocationConf, ServerConf, error
 from ..regex import server_name_caseless
 from .base import Command, Module
@@ -78,7 +80,7 @@ def parse_listen_address(text: str, d: Directive) -> tuple[Any, int]:
         if rest and not rest.startswith(":"):
             raise error(d, f'invalid host in "{text}" of the "listen" directive')
         port_text = rest[1:] if rest else "80"
-        return (None if addr == ipaddress.IPv6Address("::") else addr), _port(port_text, text, d)
+        return addr, _port(port_text, text, d)  # [::] stays: IPv6 sockets are ipv6only
     if text.isdigit():
         return None, _port(text, text, d)
     host, sep, port_text = text.rpartition(":")
@@ -221,6 +223,62 @@ def _limit_except(d: Directive, level: Level, cc: Compiler) -> None:
     cc.block(d.block or (), blevel)
 
 
+@dataclass(frozen=True, slots=True)
+class ErrorPage:
+    """One `error_page` directive: its codes, `=`/`=NNN` (-1: keep, 0: the target's status)."""
+
+    codes: frozenset[int]
+    overwrite: int
+    value: Complex
+    args: bytes
+    d: Directive
+
+
+_BAD_REQUEST_CODES = frozenset((497, 495, 496, 494))  # answered as 400 unless "=" is given
+
+
+def _error_page(d: Directive, level: Level, cc: Compiler) -> ErrorPage:
+    """`ngx_http_core_error_page`."""
+    args = d.args
+    if len(args) < 2:
+        raise error(d, f'invalid number of arguments in "{d.name}" directive')
+    last = args[-2]
+    if last.startswith("="):
+        if len(args) == 2:
+            raise error(d, f'invalid value "{last}"')
+        if len(last) > 1:
+            if not last[1:].isdigit():
+                raise error(d, f'invalid value "{last}"')
+            overwrite = int(last[1:])
+        else:
+            overwrite = 0
+        codes_text = args[:-2]
+    else:
+        overwrite = -1
+        codes_text = args[:-1]
+    uri = args[-1]
+    value = cc.complex(uri, d)
+    extra = b""
+    if value.const is not None and uri.startswith("/") and "?" in uri:
+        path, _, rest = uri.partition("?")
+        value = cc.complex(path, d)
+        extra = rest.encode("utf-8", "surrogateescape")
+    codes = set()
+    for text in codes_text:
+        if not text.isdigit() or int(text) == 499:
+            raise error(d, f'invalid value "{text}"')
+        code = int(text)
+        if not 300 <= code <= 599:
+            raise error(d, f'value "{text}" must be between 300 and 599')
+        codes.add(code)
+    if overwrite == -1 and codes & _BAD_REQUEST_CODES:
+        # nginx stores these codes with overwrite=400; one entry per such code keeps it exact
+        for code in sorted(codes & _BAD_REQUEST_CODES):
+            level.values.setdefault("error_page", []).append(ErrorPage(frozenset((code,)), 400, value, extra, d))
+        codes -= _BAD_REQUEST_CODES
+    return ErrorPage(frozenset(codes), overwrite, value, extra, d)
+
+
 def _internal(d: Directive, level: Level, cc: Compiler) -> bool:
     return True
 
@@ -250,6 +308,8 @@ COMMANDS = (
     Command(DirectiveSpec("location", HTTP_SRV | HTTP_LOC, BLOCK | TAKE12, Merge.LOCAL), _location),
     Command(DirectiveSpec("limit_except", HTTP_LOC, BLOCK | ONEMORE, Merge.LOCAL), _limit_except),
     Command(DirectiveSpec("internal", HTTP_LOC, NOARGS), _internal),
+    Command(DirectiveSpec("error_page", HTTP_ANY | HTTP_LIF, TWOMORE, Merge.ARRAY), _error_page),
+    Command(DirectiveSpec("recursive_error_pages", HTTP_ANY, FLAG), _flag),
     Command(DirectiveSpec("merge_slashes", HTTP_MAIN | HTTP_SRV, FLAG), _flag),
     Command(DirectiveSpec("underscores_in_headers", HTTP_MAIN | HTTP_SRV, FLAG), _flag),
     Command(DirectiveSpec("ignore_invalid_headers", HTTP_MAIN | HTTP_SRV, FLAG), _flag),
