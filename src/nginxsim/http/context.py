@@ -101,7 +101,8 @@ class Context:
         for name, index in regex.name_table:
             var = self.plan.variables.by_name.get(name)
             if var is not None:
-                self.slots[var.index] = m.captures[index]
+                c = m.captures[index]
+                self.slots[var.index] = c if c is not None else b""  # unset group: empty, found
                 self.evaluated.append(var)
 
     def note_unsimulated(self, what: str) -> None:

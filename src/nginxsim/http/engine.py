@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..decision import Decision, Headers, Upstream
 from ..errors import RequestError
+from ..regex import RegexMatchError
 from ..modules import content, rewrite
 from .context import MAX_URI_CHANGES, Context
 from .locations import DONE, find_location
@@ -66,6 +67,9 @@ def route(plan: Plan, request: Request, *, pinned: dict[str, bytes] | None = Non
             step = _walk_named
         except Finalize as f:
             step = _finalizer(f)
+        except RegexMatchError as e:
+            r.notes.append(f"{e.message}: 500")
+            step = _finalizer(Finalize(500))
     for header_filter in plan.header_filters:
         header_filter(r)
     return _decision(r, variables)
@@ -235,6 +239,8 @@ def _walk_named(r: Context) -> None:
         _count_uri_change(r, f"rewrite cycle while processing {_s(r.uri)}")
         r.uri_changed = False
         _find_config(r)
+    for handler in r.plan.preaccess:
+        handler(r)
     for handler in r.plan.access:
         handler(r)
     for handler in r.plan.precontent:

@@ -48,12 +48,42 @@ class Request:
     http_version: str
     headers: tuple[tuple[bytes, bytes], ...]
     url_host: bytes | None  # host of the URL the caller gave (becomes Host unless headers carry one)
+    proxy_protocol: ProxyProtocol | None = None  # the PROXY header read before the request
 
     @property
     def request_line(self) -> bytes:
         if self.http_version == "0.9":
             return self.method + b" " + self.target
         return self.method + b" " + self.target + b" HTTP/" + self.http_version.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyProtocol:
+    """What a `listen ... proxy_protocol` socket read from a PROXY header (`ngx_proxy_protocol_t`)."""
+
+    src_addr: bytes
+    dst_addr: bytes
+    src_port: int
+    dst_port: int
+
+
+_PP_ADDR_CHARS = frozenset(b"0123456789abcdefABCDEF:.")
+
+
+def parse_proxy_protocol(line: str | bytes) -> ProxyProtocol | None:
+    """`ngx_proxy_protocol_read` for a v1 (text) header such as `PROXY TCP4 1.2.3.4 10.0.0.1 5000 80`;
+    the final CRLF may be left out. None for `PROXY UNKNOWN ...` (nginx then has no PROXY data).
+    A header nginx calls broken (it closes the connection) is a RequestError."""
+    raw = _to_bytes(line, "PROXY header")
+    data = raw if raw.endswith(b"\r\n") else raw + b"\r\n"
+    if data.startswith(b"PROXY UNKNOWN") and data.find(b"\r\n") == len(data) - 2:
+        return None
+    fields = data[11:-2].split(b" ") if data[:11] in (b"PROXY TCP4 ", b"PROXY TCP6 ") else []
+    if len(fields) != 4 or not all(set(f) <= _PP_ADDR_CHARS for f in fields[:2]) \
+            or not all(f.isdigit() and int(f) <= 65535 for f in fields[2:]):
+        raise RequestError(f"broken PROXY header {line!r}: nginx closes the connection "
+                           "(expected PROXY TCP4|TCP6 src dst srcport dstport, or PROXY UNKNOWN)")
+    return ProxyProtocol(fields[0], fields[1], int(fields[2]), int(fields[3]))
 
 
 def parse_address(text: str, what: str = "client address") -> IPAddress | None:
@@ -102,12 +132,15 @@ def make_request(
     http_version: str = "1.1",
     absolute_form: bool = False,
     client_port: int = 50000,
+    proxy_protocol: str | bytes | None = None,
 ) -> Request:
     """Build a Request from caller-level values (curl semantics), validating what a client can send.
 
     The URL's scheme and port pick the listen socket; its host becomes the Host header unless
     `headers` has one; its path and query are the raw request target, sent as given.
+    `proxy_protocol` is a PROXY protocol v1 line sent before the request.
     """
+    pp = parse_proxy_protocol(proxy_protocol) if proxy_protocol is not None else None
     caddr = parse_address(client)
     saddr = parse_address(server_addr, "server address") if server_addr is not None else None
     raw = _to_bytes(url, "URL")
@@ -156,6 +189,7 @@ def make_request(
         http_version=http_version,
         headers=tuple(hdrs),
         url_host=host_text or None,
+        proxy_protocol=pp,
     )
 
 

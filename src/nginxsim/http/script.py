@@ -55,21 +55,44 @@ class Complex:
         """Evaluate for a request; captures are ARGS-escaped when asked and the URI was quoted."""
         if self.const is not None:
             return self.const
-        out = []
+        out: list[bytes] = []
+        measured = None  # the captures the first `$N` was taken from
         for kind, val in self.parts:
             if kind == _LIT:
-                out.append(val)
+                out.append(val)  # type: ignore[arg-type]
             elif kind == _VAR:
-                v = r.get(val)  # type: ignore[arg-type]
-                if v:
-                    out.append(v)
+                out.append(r.get(val) or b"")  # type: ignore[arg-type]
             else:
-                c = r.capture(val)  # type: ignore[arg-type]
-                if c:
-                    if escape_captures and r.quoted_uri:
-                        c = escape_args(c)
-                    out.append(c)
-        return b"".join(out)  # type: ignore[arg-type]
+                if measured is None:
+                    measured = r.captures
+                out.append(_capture(r, val, escape_captures))  # type: ignore[arg-type]
+        if measured is not None and r.captures is not measured:
+            return self._recopied(r, out, escape_captures)
+        return b"".join(out)
+
+    def _recopied(self, r: Context, measured: list[bytes], escape_captures: bool) -> bytes:
+        """`"$1$regex_map"` in 1.22.1 (`ngx_http_complex_value`, fixed in 1.31.3): the length pass
+        measured `$1` before a variable ran a regex; the copy pass copies every `$N` from the new
+        captures into a buffer of the measured size. A longer copy is cut (after overrunning the
+        buffer), a shorter one leaves uninitialized bytes in the value: both are noted."""
+        size = sum(map(len, measured))
+        copy = b"".join(
+            _capture(r, val, escape_captures) if kind == _CAP else part  # type: ignore[arg-type]
+            for (kind, val), part in zip(self.parts, measured)
+        )
+        if len(copy) != size:
+            tail = "cut, after overrunning the buffer" if len(copy) > size else "followed by uninitialized memory"
+            r.notes.append(f'undefined in nginx 1.22.1: "{self.source}" measures $N before a variable runs a '
+                           f"regex, then copies {len(copy)} bytes into {size}: the value is {tail}")
+        return copy[:size]
+
+
+def _capture(r: Context, n: int, escape: bool) -> bytes:
+    """`$n`, ARGS-escaped when asked and the request's path was quoted."""
+    c = r.capture(n)
+    if not c:
+        return b""
+    return escape_args(c) if escape and r.quoted_uri else c
 
 
 def compile_complex(text: str, table: VariableTable, d: Directive) -> Complex:

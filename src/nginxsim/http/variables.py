@@ -86,14 +86,20 @@ class VariableTable:
         cacheable: bool = True,
         changeable: bool = True,
         duplicate_ok: bool = False,
+        replace: bool = False,
     ) -> Variable:
-        """A variable a directive creates (`geo`, `map`, `split_clients`, `set`, named captures)."""
-        name = name.lower()
+        """A variable a directive creates (`geo`, `map`, `split_clients`, `set`, named captures).
+
+        `replace`: a changeable variable that already has a getter takes this one, as geo
+        sets the get_handler of what `ngx_http_add_variable` returns.
+        """
+        written, name = name, name.lower()
         var = self.by_name.get(name)
         if var is not None and var.getter is not None:
-            if not var.changeable or not duplicate_ok:
-                raise ConfigError(f'the duplicate "{name}" variable', d.file, d.line)
-            return var
+            if not var.changeable or not (duplicate_ok or replace):
+                raise ConfigError(f'the duplicate "{written}" variable', d.file, d.line)
+            if not replace:
+                return var
         if var is None:
             var = self._new(name)
         var.getter = getter if getter is not None else self._prefix_getter(name) or _nf
@@ -136,10 +142,49 @@ class VariableTable:
 
 
 def text_addr(addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bytes:
-    """`ngx_sock_ntop` without port: IPv4 dotted, IPv6 compressed lowercase, unix peer `unix:`."""
+    """`ngx_sock_ntop` without port: IPv4 dotted, IPv6 as `inet6_ntop`, unix peer `unix:`."""
     if addr is None:
         return b"unix:"
-    return str(addr).encode()
+    if addr.version == 4:
+        return str(addr).encode()
+    return inet6_ntop(int(addr)).encode()
+
+
+def inet6_ntop(n: int) -> str:
+    """`ngx_inet6_ntop`: lowercase hex groups, the first longest run of 2+ zero groups as `::`;
+    a leading run of 5 zeros then ffff, of 6 zeros, or of 7 zeros (unless the last group's
+    high byte is 0 or its low byte is 1) prints the last 32 bits dotted (`::ffff:1.2.3.4`,
+    `::1.2.3.4`, `::0.0.1.2`, but `::1`). Python's ipaddress prints those in hex."""
+    words = [(n >> (112 - 16 * i)) & 0xFFFF for i in range(8)]
+    zero, longest, run, start = -1, 1, 0, -1
+    for i, w in enumerate(words):
+        if w:
+            if longest < run:
+                zero, longest = start, run
+            run = 0
+        else:
+            if run == 0:
+                start = i
+            run += 1
+    if longest < run:
+        zero, longest = start, run
+    shown, out = 8, ""
+    if zero == 0:
+        if (longest == 5 and words[5] == 0xFFFF) or longest == 6 or (
+                longest == 7 and n & 0xFF00 and n & 0xFF != 1):
+            shown = 6
+        out = ":"
+    i = 0
+    while i < shown:
+        if i == zero:
+            out += ":"
+            i += longest
+            continue
+        out += f"{words[i]:x}:" if i < 7 else f"{words[i]:x}"
+        i += 1
+    if shown == 6:
+        out += str(ipaddress.IPv4Address(n & 0xFFFFFFFF))
+    return out
 
 
 def _host(r: Context) -> bytes | None:
@@ -350,12 +395,25 @@ UNSIMULATED = tuple("""
     ssl_client_s_dn ssl_client_i_dn ssl_client_s_dn_legacy ssl_client_i_dn_legacy ssl_client_serial
     ssl_client_fingerprint ssl_client_verify ssl_client_v_start ssl_client_v_end ssl_client_v_remain
     http2 tcpinfo_rtt tcpinfo_rttvar tcpinfo_snd_cwnd tcpinfo_rcv_space
-    proxy_protocol_addr proxy_protocol_port proxy_protocol_server_addr proxy_protocol_server_port
     invalid_referer secure_link secure_link_expires uid_got uid_set uid_reset
     fastcgi_script_name fastcgi_path_info upstream_cookie_name
     date_local date_gmt geoip_country_code geoip_country_name geoip_city
 """.split())
 UNSIMULATED_PREFIXES = ("sent_http_", "sent_trailer_", "upstream_http_", "upstream_trailer_", "upstream_cookie_")
+
+
+def _proxy_protocol(field: str) -> Getter:
+    """`ngx_http_variable_proxy_protocol_addr` / `_port`: not found without a PROXY header; a
+    port of 0 is empty."""
+
+    def get(r: Context) -> bytes | None:
+        pp = r.request.proxy_protocol
+        if pp is None:
+            return None
+        value: bytes | int = getattr(pp, field)
+        return value if isinstance(value, bytes) else (str(value).encode() if value else b"")
+
+    return get
 
 
 def _unsimulated(name: str) -> Getter:
@@ -405,6 +463,9 @@ def register_builtins(t: VariableTable) -> None:
     t.builtin("msec", _pinned("msec", _msec), cacheable=False)
     t.builtin("time_local", _pinned("time_local", _time_local), cacheable=False)
     t.builtin("time_iso8601", _pinned("time_iso8601", _time_iso), cacheable=False)
+    for name, pp_field in (("addr", "src_addr"), ("port", "src_port"), ("server_addr", "dst_addr"),
+                           ("server_port", "dst_port")):
+        t.builtin("proxy_protocol_" + name, _proxy_protocol(pp_field))
     for name in UNSIMULATED:
         t.builtin(name, _unsimulated(name), cacheable=False)
     for prefix in UNSIMULATED_PREFIXES:
