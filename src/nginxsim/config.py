@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from . import conf
+from .conf.spec import DirectiveSpec
 from .decision import Decision
 from .http.engine import route as _route
 from .http.request import make_request
@@ -41,15 +41,20 @@ class Config:
         absolute_form: bool = False,
         pinned: Mapping[str, str] | None = None,
         trace: bool = True,
+        proxy_protocol: str | None = None,
     ) -> Decision:
         """What nginx does with this request from `client` (the TCP peer address).
 
         `url` is absolute: its scheme and port pick the listen socket, its host becomes the Host
         header unless `headers` has one, its path and query are sent as given. `pinned` fixes
-        nondeterministic variables (`request_id`, `msec`, `time_local`...).
+        nondeterministic variables (`request_id`, `msec`, `time_local`...). `proxy_protocol` is the
+        PROXY protocol v1 line a `listen ... proxy_protocol` socket reads first, e.g.
+        "PROXY TCP4 203.0.113.7 10.0.0.1 51234 443" (`client` is then the proxy's address); whether
+        the listen has `proxy_protocol` is not checked.
         """
         req = make_request(client, url, method=method, headers=headers, server_addr=server_addr,
-                           http_version=http_version, absolute_form=absolute_form)
+                           http_version=http_version, absolute_form=absolute_form,
+                           proxy_protocol=proxy_protocol)
         pins = {k: v.encode() for k, v in (pinned or {}).items()}
         return _route(self.plan, req, pinned=pins, trace=trace)
 
@@ -62,20 +67,19 @@ def load(
     prefix: str | None = None,
 ) -> Config:
     """Read, validate and compile a config the way `nginx -t` does; raises ConfigError."""
-    tree = conf.read(path, text=text, files=files, prefix=prefix)
-    errors = conf.validate(tree, _SPECS)
+    tree, errors = conf.check(path, text=text, files=files, prefix=prefix, specs=_SPECS)
     if errors:
         raise errors[0]
     return Config(build_plan(tree, MODULES, INERT))
 
 
-def _specs() -> dict[str, Any]:
-    """Our modules' directive specs; a name two modules share (`server`) is left to the stock table."""
-    by_name: dict[str, list[Any]] = {}
+def _specs() -> dict[str, tuple[DirectiveSpec, ...]]:
+    """Our modules' directive specs by name (`server` has two: http's and upstream's)."""
+    by_name: dict[str, list[DirectiveSpec]] = {}
     for m in MODULES:
         for c in m.commands:
             by_name.setdefault(c.name, []).append(c.spec)
-    return {name: specs[0] for name, specs in by_name.items() if len(specs) == 1}
+    return {name: tuple(specs) for name, specs in by_name.items()}
 
 
 _SPECS = _specs()

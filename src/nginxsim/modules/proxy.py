@@ -223,9 +223,11 @@ def flag_value(d: Directive, level: Level, cc: Compiler) -> bool:
 
 
 def pass_command(module: str, protocol: str) -> Command:
-    """The `*_pass` directive of a module: allowed in locations, `if` in location, limit_except."""
-    return Command(DirectiveSpec(f"{module}_pass", HTTP_LOC | HTTP_LIF | HTTP_LMT, TAKE1, Merge.LOCAL),
-                   _pass(module, protocol), slot="content:handler")
+    """The `*_pass` directive of a module: allowed in locations and `if` in a location; only
+    `proxy_pass` also in `limit_except`."""
+    contexts = HTTP_LOC | HTTP_LIF | (HTTP_LMT if module == "proxy" else 0)
+    return Command(DirectiveSpec(f"{module}_pass", contexts, TAKE1, Merge.LOCAL), _pass(module, protocol),
+                   slot="content:handler")
 
 
 ALL = HTTP_MAIN | HTTP_SRV | HTTP_LOC

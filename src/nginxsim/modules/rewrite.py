@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..conf.directive import Directive
 from ..conf.spec import (
-    BLOCK, HTTP_LIF, HTTP_LOC, HTTP_SIF, HTTP_SRV, NOARGS, ONEMORE, TAKE1, TAKE2, TAKE12, TAKE23,
+    BLOCK, FLAG, HTTP_LIF, HTTP_LOC, HTTP_MAIN, HTTP_SIF, HTTP_SRV, NOARGS, ONEMORE, TAKE2, TAKE12, TAKE23,
     DirectiveSpec, Merge,
 )
 from ..errors import UndefinedBehavior
@@ -391,8 +391,8 @@ COMMANDS = (
     Command(DirectiveSpec("set", REWRITE_CTX, TAKE2, Merge.LOCAL), _set),
     Command(DirectiveSpec("break", REWRITE_CTX, NOARGS, Merge.LOCAL), _break),
     Command(DirectiveSpec("if", HTTP_SRV | HTTP_LOC, BLOCK | ONEMORE, Merge.LOCAL), _if),
-    Command(DirectiveSpec("rewrite_log", REWRITE_CTX | 0, TAKE1)),
-    Command(DirectiveSpec("uninitialized_variable_warn", REWRITE_CTX, TAKE1)),
+    Command(DirectiveSpec("rewrite_log", HTTP_MAIN | REWRITE_CTX, FLAG)),
+    Command(DirectiveSpec("uninitialized_variable_warn", HTTP_MAIN | REWRITE_CTX, FLAG)),
 )
 
 MODULE = Module("ngx_http_rewrite_module", COMMANDS, local_slots=("rewrite:script",))
