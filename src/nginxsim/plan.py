@@ -162,6 +162,7 @@ class Plan:
     upstreams: dict[str, Any]
     hostname: bytes
     post_read: tuple[Any, ...] = ()
+    preaccess: tuple[Any, ...] = ()
     access: tuple[Any, ...] = ()
     precontent: tuple[Any, ...] = ()
     header_filters: tuple[Any, ...] = ()
@@ -191,6 +192,7 @@ class Compiler:
         self.http_level: Level | None = None
         self.state: dict[str, Any] = {}  # per-module compile state (e.g. implicit upstream groups)
         self.finishers: list[Any] = []  # callables run after merging, in registration order
+        self.warnings: list[str] = []  # what `nginx -t` prints as [warn], in reading order
         self.hostname = socket.gethostname().lower().encode()
         self.modules = tuple(modules)
         for m in modules:
@@ -224,6 +226,10 @@ class Compiler:
     # -- helpers for module handlers --------------------------------------------------------------
     def complex(self, text: str, d: Directive) -> Complex:
         return compile_complex(text, self.variables, d)
+
+    def warn(self, d: Directive, message: str) -> None:
+        """A `[warn]` nginx logs while reading `d` (`ngx_conf_log_error(NGX_LOG_WARN, ...)`)."""
+        self.warnings.append(f"{message} in {d.file}:{d.line}")
 
     def regex(self, source: str, caseless: bool, d: Directive) -> Regex:
         """`ngx_http_regex_compile`: compile, and declare a variable for every named capture."""
@@ -260,6 +266,16 @@ def error(d: Directive, message: str) -> ConfigError:
     return ConfigError(message, d.file, d.line)
 
 
+def variable_name(d: Directive, text: str) -> str:
+    """The `$name` a block directive defines (`ngx_http_map_block`, `ngx_http_geo_block`...):
+    it must start with `$`, and `$` alone fails in `ngx_http_add_variable`."""
+    if not text.startswith("$"):
+        raise error(d, f'invalid variable name "{text}"')
+    if text == "$":
+        raise error(d, 'invalid variable name "$"')
+    return text[1:]
+
+
 # ---------------------------------------------------------------------------------------------
 # From the walked tree to the Plan.
 
@@ -285,7 +301,7 @@ def build_plan(tree: ConfTree, modules: Sequence[Module], inert: frozenset[str])
         if m.finish is not None:
             m.finish(cc)
     cc.variables.freeze(tree.main_file)
-    warnings: list[str] = []
+    warnings = list(cc.warnings)
     addresses = build_addresses(cc.servers, warnings)
     return Plan(
         tree=tree,
@@ -296,6 +312,7 @@ def build_plan(tree: ConfTree, modules: Sequence[Module], inert: frozenset[str])
         upstreams=cc.upstreams,
         hostname=cc.hostname,
         post_read=tuple(m.post_read for m in modules if m.post_read is not None),
+        preaccess=tuple(m.preaccess for m in modules if m.preaccess is not None),
         access=tuple(m.access for m in modules if m.access is not None),
         precontent=tuple(m.precontent for m in modules if m.precontent is not None),
         header_filters=tuple(m.header_filter for m in modules if m.header_filter is not None),

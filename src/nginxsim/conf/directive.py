@@ -11,7 +11,8 @@ class Directive:
 
     `quoted[i]` tells whether args[i] was written in quotes (nginx treats a quoted `"~"` or
     `"default"` differently from a bare one in a few places). `block` is None for a simple
-    directive and a tuple of children for a block directive.
+    directive and a tuple of children for a block directive; `end_line` is the line of its
+    closing "}" (where nginx reports what a block handler finds once the block is read).
     """
 
     name: str
@@ -20,6 +21,7 @@ class Directive:
     line: int
     block: tuple[Directive, ...] | None = None
     quoted: tuple[bool, ...] = field(default=())
+    end_line: int | None = None
 
     @property
     def where(self) -> str:

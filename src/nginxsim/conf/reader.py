@@ -354,21 +354,22 @@ class _Reader:
         custom: _Include | None,
         *,
         in_block: bool,
-    ) -> None:
+    ) -> int | None:
         """The ngx_conf_parse loop for one block (or one file), appending what it reads to `into`.
 
         `custom` is set inside blocks that nginx hands to a custom handler. A block directive is
         appended even when reading its content fails, so the caller's partial tree shows it.
+        Returns the line of the block's closing "}".
         """
         for st in stmts:
             if st.end == "}":
                 if in_block:
-                    return
+                    return st.line
                 raise ConfigError('unexpected "}"', file, st.line)
             if st.end == "":
                 if in_block:
                     raise ConfigError('unexpected end of file, expecting "}"', file, st.line)
-                return
+                return None
             directive = Directive(st.words[0], st.words[1:], file, st.line, None, st.quoted[1:])
             if custom is not None and st.end == "{":
                 raise ConfigError('unexpected "{"', file, st.line)
@@ -378,10 +379,12 @@ class _Reader:
                 into.append(directive)
                 continue
             children: list[Directive] = []
+            end: int | None = None
             try:
-                self.parse(stmts, file, children, _CUSTOM_BLOCKS.get(directive.name), in_block=True)
+                end = self.parse(stmts, file, children, _CUSTOM_BLOCKS.get(directive.name), in_block=True)
             finally:
-                into.append(replace(directive, block=tuple(children)))
+                into.append(replace(directive, block=tuple(children), end_line=end))
+        return None
 
     def _include(self, d: Directive, end: str, custom: _Include | None, into: list[Directive]) -> bool:
         """Expand an include where the block's parser supports it; False when it is plain data.

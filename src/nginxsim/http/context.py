@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_URI_CHANGES = 10  # NGX_HTTP_MAX_URI_CHANGES
+VARIABLE_DEPTH = 100  # ngx_http_variable_depth
 
 
 class Context:
@@ -33,6 +34,7 @@ class Context:
         "uri", "args", "method", "valid_unparsed_uri", "internal", "uri_changed", "uri_changes",
         "loc", "captures", "slots", "status", "headers_out", "body", "upstream", "error_page_used",
         "notes", "valid_location", "module_state", "addr_conf", "headers_in", "evaluated", "err_status",
+        "depth",
     )
 
     def __init__(self, plan: Plan, request: Request, trace: Trace, pinned: dict[str, bytes]) -> None:
@@ -73,6 +75,7 @@ class Context:
         self.addr_conf: Any = None
         self.headers_in: list[tuple[bytes, bytes]] = list(request.headers)
         self.evaluated: list[Variable] = []  # in order of first evaluation, for the Decision
+        self.depth = VARIABLE_DEPTH  # ngx_http_variable_depth: getters that may still nest
 
     def get(self, var: Variable) -> bytes | None:
         """`ngx_http_get_flushed_variable`: cached values stay frozen for the whole request."""
@@ -81,7 +84,16 @@ class Context:
             return v  # type: ignore[return-value]
         getter = var.getter
         assert getter is not None
-        val = getter(self)
+        if not self.depth:  # a variable defined through itself (`map $m $m`)
+            note = f'cycle while evaluating variable "{var.name}"'
+            if note not in self.notes:
+                self.notes.append(note)
+            return None
+        self.depth -= 1
+        try:
+            val = getter(self)
+        finally:
+            self.depth += 1
         if var.cacheable:
             self.slots[var.index] = val
             self.evaluated.append(var)

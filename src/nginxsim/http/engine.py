@@ -17,6 +17,7 @@ from ..modules import content, rewrite
 from .context import MAX_URI_CHANGES, Context
 from .locations import DONE, find_location
 from .request import BadRequest, Request, normalize_uri, parse_request_line, validate_host
+from .script import NoBufferSpace
 from .servers import WILDCARD6, find_address, find_server
 from .trace import Trace
 
@@ -67,7 +68,7 @@ def route(plan: Plan, request: Request, *, pinned: dict[str, bytes] | None = Non
             step = _walk_named
         except Finalize as f:
             step = _finalizer(f)
-        except RegexMatchError as e:
+        except (RegexMatchError, NoBufferSpace) as e:
             r.notes.append(f"{e.message}: 500")
             step = _finalizer(Finalize(500))
     for header_filter in plan.header_filters:

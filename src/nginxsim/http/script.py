@@ -71,20 +71,25 @@ class Complex:
         return b"".join(out)
 
     def _recopied(self, r: Context, measured: list[bytes], escape_captures: bool) -> bytes:
-        """`"$1$regex_map"` in 1.22.1 (`ngx_http_complex_value`, fixed in 1.31.3): the length pass
-        measured `$1` before a variable ran a regex; the copy pass copies every `$N` from the new
-        captures into a buffer of the measured size. A longer copy is cut (after overrunning the
-        buffer), a shorter one leaves uninitialized bytes in the value: both are noted."""
-        size = sum(map(len, measured))
+        """`"$1$regex_map"`: `ngx_http_complex_value` measures `$1`, then a variable runs a regex
+        and the copy pass takes every `$N` from the new captures. Plain 1.22.1 would send garbage
+        or overrun the buffer; the oracle (Debian's 1.22.1 with nginx 1.31.3's `e->end` checks
+        backported) keeps a copy that fits, cut to its length, and fails one that does not."""
         copy = b"".join(
             _capture(r, val, escape_captures) if kind == _CAP else part  # type: ignore[arg-type]
-            for (kind, val), part in zip(self.parts, measured)
+            for (kind, val), part in zip(self.parts, measured, strict=True)
         )
-        if len(copy) != size:
-            tail = "cut, after overrunning the buffer" if len(copy) > size else "followed by uninitialized memory"
-            r.notes.append(f'undefined in nginx 1.22.1: "{self.source}" measures $N before a variable runs a '
-                           f"regex, then copies {len(copy)} bytes into {size}: the value is {tail}")
-        return copy[:size]
+        if len(copy) > sum(map(len, measured)):
+            raise NoBufferSpace()
+        return copy
+
+
+class NoBufferSpace(Exception):
+    """`no buffer space in script copy` (`ngx_http_script_check_length`): the string evaluation
+    fails; the request ends with 500 unless the caller treats the failure itself (a map or a
+    split_clients key)."""
+
+    message = "no buffer space in script copy"
 
 
 def _capture(r: Context, n: int, escape: bool) -> bytes:

@@ -221,7 +221,8 @@ def _remote_addr(r: Context) -> bytes | None:
 
 
 def _remote_port(r: Context) -> bytes | None:
-    return str(r.client_port).encode() if r.client_port else b""
+    """`ngx_http_variable_remote_port`: empty for port 0 and for unix-socket peers."""
+    return str(r.client_port).encode() if r.client_port and r.client is not None else b""
 
 
 def _binary_remote_addr(r: Context) -> bytes | None:

@@ -5,12 +5,32 @@ Order matters where nginx's does: phase handlers run in the order modules regist
 
 from __future__ import annotations
 
-from . import content, core, fastcgi, grpc, headers, proxy, rewrite, scgi, upstream, uwsgi
+from . import (
+    auth_request,
+    content,
+    core,
+    fastcgi,
+    geo,
+    grpc,
+    headers,
+    map,
+    proxy,
+    realip,
+    rewrite,
+    scgi,
+    split_clients,
+    upstream,
+    uwsgi,
+)
 from .base import Command, Module
 
 MODULES: tuple[Module, ...] = (
     core.MODULE,
     rewrite.MODULE,
+    realip.MODULE,
+    geo.MODULE,
+    map.MODULE,
+    split_clients.MODULE,
     upstream.MODULE,
     proxy.MODULE,
     uwsgi.MODULE,
@@ -19,6 +39,7 @@ MODULES: tuple[Module, ...] = (
     grpc.MODULE,
     content.MODULE,
     headers.MODULE,
+    auth_request.MODULE,
 )
 
 INERT = core.INERT

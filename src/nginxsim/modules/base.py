@@ -55,6 +55,7 @@ class Module:
     local_slots: tuple[str, ...] = ()  # extra slots that are never inherited (e.g. a script)
     variables: tuple[tuple[str, "Getter", bool], ...] = ()  # (name, getter, cacheable)
     post_read: PhaseHandler | None = None
+    preaccess: PhaseHandler | None = None
     access: PhaseHandler | None = None
     precontent: PhaseHandler | None = None
     header_filter: PhaseHandler | None = None  # runs once the response status is known
