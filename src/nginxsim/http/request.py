@@ -188,7 +188,7 @@ def make_request(
         target=target,
         http_version=http_version,
         headers=tuple(hdrs),
-        url_host=host_text or None,
+        url_host=(authority if port is not None and port != _DEFAULT_PORTS[scheme] else host_text) or None,
         proxy_protocol=pp,
     )
 
