@@ -300,7 +300,7 @@ def build_plan(tree: ConfTree, modules: Sequence[Module], inert: frozenset[str])
     for m in modules:
         if m.finish is not None:
             m.finish(cc)
-    cc.variables.freeze(tree.main_file)
+    cc.variables.freeze()
     warnings = list(cc.warnings)
     addresses = build_addresses(cc.servers, warnings)
     return Plan(

@@ -105,7 +105,7 @@ def _build_names(ac: AddrConf, warnings: list[str]) -> None:
             if b.startswith(b"*.") or b.startswith(b"."):
                 key = b"." + b[2:] if b.startswith(b"*.") else b
                 if b"*" in b[2:] or b".." in b:
-                    raise _name_error(d, name, ac)
+                    raise _name_error(name, ac)
                 dup_key = (b"wc:" + b[1:]) if b.startswith(b".") else (b"wc:" + key[1:])
                 if dup_key in seen or (b.startswith(b".") and b[1:] in seen):
                     warnings.append(f'conflicting server name "{name}" on {ac.text}, ignored')
@@ -120,7 +120,7 @@ def _build_names(ac: AddrConf, warnings: list[str]) -> None:
                 ac.wc_head.append((key, True, server, name))
             elif b.endswith(b".*"):
                 if b"*" in b[:-2] or b".." in b:
-                    raise _name_error(d, name, ac)
+                    raise _name_error(name, ac)
                 key = b[:-1]
                 if b"tail:" + key in seen:
                     warnings.append(f'conflicting server name "{name}" on {ac.text}, ignored')
@@ -129,7 +129,7 @@ def _build_names(ac: AddrConf, warnings: list[str]) -> None:
                 ac.wc_tail.append((key, server, name))
             else:
                 if b"*" in b or b".." in b:
-                    raise _name_error(d, name, ac)
+                    raise _name_error(name, ac)
                 if b in seen:
                     warnings.append(f'conflicting server name "{name}" on {ac.text}, ignored')
                     continue
@@ -139,8 +139,9 @@ def _build_names(ac: AddrConf, warnings: list[str]) -> None:
     ac.wc_tail.sort(key=lambda e: -len(e[0]))
 
 
-def _name_error(d: Any, name: str, ac: AddrConf) -> ConfigError:
-    return ConfigError(f'invalid server name or wildcard "{name}" on {ac.text}', d.file if d else None, None)
+def _name_error(name: str, ac: AddrConf) -> ConfigError:
+    # logged with ngx_log_error after reading: nginx names no file and no line
+    return ConfigError(f'invalid server name or wildcard "{name}" on {ac.text}')
 
 
 WILDCARD6 = ipaddress.IPv6Address("::")

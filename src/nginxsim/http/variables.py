@@ -123,7 +123,7 @@ class VariableTable:
             self.referenced[name] = d
         return var
 
-    def freeze(self, main_file: str) -> None:
+    def freeze(self) -> None:
         """Resolve prefix families; an unknown name is nginx's `unknown "x" variable` (no line)."""
         for name in self.referenced:
             var = self.by_name[name]
@@ -134,7 +134,7 @@ class VariableTable:
                     var.getter, var.cacheable = factory(name[len(p) :])
                     break
             else:
-                raise ConfigError(f'unknown "{name}" variable', main_file, None)
+                raise ConfigError(f'unknown "{name}" variable')  # nginx names no file or line
 
 
 # ---------------------------------------------------------------------------------------------
