@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from . import conf
 from .conf.spec import DirectiveSpec
 from .decision import Decision
 from .http.engine import route as _route
-from .http.request import make_request
+from .http.request import Request, parse_address, prepare_request
 from .modules import INERT, MODULES
 from .plan import Plan, build_plan
 
@@ -18,6 +19,9 @@ class Config:
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
+        # Memo of pure work per distinct request (everything but the client): the parsed request
+        # and the engine's preludes (request line, Host, server choice). Bounded; see _remember.
+        self._requests: dict[tuple[object, ...], tuple[Request, dict[object, object]]] = {}
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -52,11 +56,33 @@ class Config:
         "PROXY TCP4 203.0.113.7 10.0.0.1 51234 443" (`client` is then the proxy's address); whether
         the listen has `proxy_protocol` is not checked.
         """
-        req = make_request(client, url, method=method, headers=headers, server_addr=server_addr,
-                           http_version=http_version, absolute_form=absolute_form,
-                           proxy_protocol=proxy_protocol)
-        pins = {k: v.encode() for k, v in (pinned or {}).items()}
-        return _route(self.plan, req, pinned=pins, trace=trace)
+        key = (url, method, _frozen(headers), server_addr, http_version, absolute_form, proxy_protocol)
+        known = self._requests.get(key)
+        if known is None:
+            template = prepare_request(url, method=method, headers=headers, server_addr=server_addr,
+                                       http_version=http_version, absolute_form=absolute_form,
+                                       proxy_protocol=proxy_protocol)
+            known = _remember(self._requests, key, (template, {}))
+        req = known[0].with_client(parse_address(client))
+        pins = {k: v.encode() for k, v in pinned.items()} if pinned else {}
+        return _route(self.plan, req, pinned=pins, trace=trace, preludes=known[1])
+
+
+_MEMO_SIZE = 4096
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> Any:
+    """Store in a bounded memo: when full it starts over (cheap, and sweeps repeat few keys)."""
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+def _frozen(headers: Iterable[tuple[str | bytes, str | bytes]] | Mapping[str, str]) -> tuple[Any, ...]:
+    if isinstance(headers, Mapping):
+        return tuple(headers.items())
+    return tuple(map(tuple, headers))
 
 
 def load(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,9 +71,13 @@ class Place:
         return f"{self.label} ({self.where})" if self.file else self.label
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Upstream:
-    """What the backend receives. `peer` is None when the balancer's choice is not deterministic."""
+    """What the backend receives. `peer` is None when the balancer's choice is not deterministic.
+
+    The header block and the parameters are built on first access (`build`), as nginx builds
+    them last (`*_create_request`): a sweep that only asks where requests go never pays for them.
+    """
 
     protocol: str
     name: str
@@ -81,11 +85,26 @@ class Upstream:
     uri: str | None
     method: str
     http_version: str | None
-    headers: Headers
-    params: Headers | None
+    build: Callable[[], tuple[Headers, Headers | None]] = field(repr=False)
     group_file: str | None = None
     group_line: int | None = None
     candidates: tuple[str, ...] = ()
+    _built: tuple[Headers, Headers | None] | None = field(default=None, repr=False)
+
+    def _materialize(self) -> tuple[Headers, Headers | None]:
+        if self._built is None:
+            self._built = self.build()
+        return self._built
+
+    @property
+    def headers(self) -> Headers:
+        """Request headers sent upstream (proxy, grpc), in order; empty for uwsgi/fastcgi/scgi."""
+        return self._materialize()[0]
+
+    @property
+    def params(self) -> Headers | None:
+        """Parameters sent to a uwsgi/fastcgi/scgi backend (`*_param` + `HTTP_*`), else None."""
+        return self._materialize()[1]
 
     @property
     def request_line(self) -> str | None:
@@ -114,15 +133,25 @@ class Decision:
     upstream: Upstream | None
     server: Place | None
     location: Place | None
-    variables: dict[str, str]
+    collect_variables: Callable[[], dict[str, str]] = field(repr=False)
     uri: str
     args: str
     file: str | None = None
     steps: list[tuple[str, str, str, str | None, int | None]] = field(default_factory=list, repr=False)
     not_simulated: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
+    notes: Sequence[str] = ()
     redirects: int = 0
     request: str = ""
+    _variables: dict[str, str] | None = field(default=None, repr=False)
+
+    @property
+    def variables(self) -> dict[str, str]:
+        """Every variable evaluated for this request (including by the upstream request)."""
+        if self._variables is None:
+            if self.upstream is not None:
+                self.upstream.headers  # noqa: B018 -- builds the upstream request, which evaluates
+            self._variables = self.collect_variables()
+        return self._variables
 
     @property
     def trace(self) -> tuple[Step, ...]:

@@ -54,10 +54,14 @@ class Finalize(Exception):
 
 
 def route(plan: Plan, request: Request, *, pinned: dict[str, bytes] | None = None, trace: bool = True,
-          variables: tuple[str, ...] | None = None) -> Decision:
-    """Run one request through the plan and describe what nginx does."""
+          preludes: dict[Any, Any] | None = None) -> Decision:
+    """Run one request through the plan and describe what nginx does.
+
+    `preludes` memoises, for one request template (all but the client), what happens before
+    the first phase: it depends only on the request and the client's address family.
+    """
     r = Context(plan, request, Trace(trace), pinned or {})
-    step: Any = _start
+    step: Any = _start if preludes is None else (lambda r: _start_memo(r, preludes))
     while True:
         try:
             step(r)
@@ -73,15 +77,64 @@ def route(plan: Plan, request: Request, *, pinned: dict[str, bytes] | None = Non
             step = _finalizer(Finalize(500))
     for header_filter in plan.header_filters:
         header_filter(r)
-    return _decision(r, variables)
+    return _decision(r)
 
 
 def _start(r: Context) -> None:
     _connection(r)
     _request_line_and_headers(r)
+    _post_read(r)
+
+
+def _post_read(r: Context) -> None:
     for handler in r.plan.post_read:
         handler(r)
     _walk(r)
+
+
+def _start_memo(r: Context, preludes: dict[Any, Any]) -> None:
+    key = (r.client.version if r.client is not None else 4, r.trace.enabled)
+    prelude = preludes.get(key)
+    if prelude is None:
+        finalize = None
+        try:
+            _connection(r)
+            _request_line_and_headers(r)
+        except Finalize as f:
+            finalize = f
+        prelude = preludes[key] = Prelude(r, finalize)
+    else:
+        prelude.apply(r)
+    if prelude.finalize is not None:
+        raise prelude.finalize
+    _post_read(r)
+
+
+class Prelude:
+    """The state `_connection` and `_request_line_and_headers` leave, replayed for the next
+    request of the same template (they read nothing of the client but its address family)."""
+
+    __slots__ = ("state", "slots", "evaluated", "notes", "steps", "finalize")
+
+    _FIELDS = ("local_addr", "addr_conf", "server", "loc", "request_uri", "quoted_uri", "uri", "args",
+               "valid_unparsed_uri", "host", "captures", "header_map", "headers_in")
+
+    def __init__(self, r: Context, finalize: Finalize | None) -> None:
+        self.state = tuple(getattr(r, f) for f in self._FIELDS)
+        self.evaluated = tuple(r.evaluated)
+        self.slots = tuple((v.index, r.slots[v.index]) for v in r.evaluated)
+        self.notes = tuple(r.notes)
+        self.steps = tuple(r.trace.steps)
+        self.finalize = finalize
+
+    def apply(self, r: Context) -> None:
+        for name, value in zip(self._FIELDS, self.state):
+            setattr(r, name, value)
+        for index, value in self.slots:
+            r.slots[index] = value
+        r.evaluated.extend(self.evaluated)
+        r.notes.extend(self.notes)
+        r.trace.steps.extend(self.steps)
 
 
 def _finalizer(f: Finalize) -> Any:
@@ -376,33 +429,37 @@ def _absolute_location(r: Context, location: bytes) -> bytes:
     return scheme.encode() + b"://" + host + port_part + location
 
 
-def _decision(r: Context, wanted: tuple[str, ...] | None) -> Decision:
+def _variables(r: Context) -> dict[str, str]:
+    """The evaluated variables with a value, by name, in order of first evaluation."""
+    slots = r.slots
+    out: dict[str, str] = {}
+    for var in r.evaluated:
+        v = slots[var.index]
+        if v is not None:
+            out[var.name] = _s(v)  # type: ignore[arg-type]
+    return out
+
+
+def _decision(r: Context) -> Decision:
     if r.err_status and r.status is not None:
         r.status = r.err_status  # ngx_http_header_filter sends err_status when set
     up: Any = r.upstream
-    server = r.server
     loc = r.loc
-    variables: dict[str, str] = {}
-    slots = r.slots
-    for var in r.evaluated:
-        v = slots[var.index]
-        if v is not None and (wanted is None or var.name in wanted):
-            variables[var.name] = _s(v)  # type: ignore[arg-type]
     req = r.request
     return Decision(
         status=r.status,
         body=_s(r.body) if r.body is not None else None,
         headers=Headers(r.headers_out),
         upstream=up if isinstance(up, Upstream) else None,
-        server=server.place,
+        server=r.server.place,
         location=loc.place,
-        variables=variables,
+        collect_variables=lambda: _variables(r),
         uri=_s(r.uri),
         args=_s(r.args),
         file=r.module_state.get("file"),
         steps=r.trace.steps,
         not_simulated=loc.unsimulated_names,
-        notes=tuple(r.notes),
+        notes=r.notes,
         redirects=MAX_URI_CHANGES + 1 - r.uri_changes,
         request=f"{_addr(req.client) if req.client else 'unix:'} {_s(req.request_line)}",
     )

@@ -30,9 +30,12 @@ class BadRequest(Exception):
         self.status = status
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Request:
-    """One HTTP request as it reaches nginx. Immutable; built by `make_request`.
+    """One HTTP request as it reaches nginx; built by `make_request`, never changed after.
+
+    (Not a frozen dataclass only because `Config.route` builds one per call from a cached
+    template, and frozen construction costs more than the rest of a simple route.)
 
     `target` is the raw request target of the request line (origin form, or absolute form when
     `absolute_form` is set); `headers` keeps order, case and repeats as sent.
@@ -49,6 +52,11 @@ class Request:
     headers: tuple[tuple[bytes, bytes], ...]
     url_host: bytes | None  # host of the URL the caller gave (becomes Host unless headers carry one)
     proxy_protocol: ProxyProtocol | None = None  # the PROXY header read before the request
+
+    def with_client(self, client: IPAddress | None, client_port: int = 50000) -> Request:
+        """The same request from another client (the template Config.route caches)."""
+        return Request(client, client_port, self.server_addr, self.server_port, self.scheme, self.method,
+                       self.target, self.http_version, self.headers, self.url_host, self.proxy_protocol)
 
     @property
     def request_line(self) -> bytes:
@@ -140,8 +148,23 @@ def make_request(
     `headers` has one; its path and query are the raw request target, sent as given.
     `proxy_protocol` is a PROXY protocol v1 line sent before the request.
     """
+    return prepare_request(url, method=method, headers=headers, server_addr=server_addr,
+                           http_version=http_version, absolute_form=absolute_form,
+                           proxy_protocol=proxy_protocol).with_client(parse_address(client), client_port)
+
+
+def prepare_request(
+    url: str | bytes = "http://localhost/",
+    *,
+    method: str = "GET",
+    headers: Iterable[tuple[str | bytes, str | bytes]] | Mapping[str, str] = (),
+    server_addr: str | None = None,
+    http_version: str = "1.1",
+    absolute_form: bool = False,
+    proxy_protocol: str | bytes | None = None,
+) -> Request:
+    """Everything of `make_request` but the client: a template `Request.with_client` completes."""
     pp = parse_proxy_protocol(proxy_protocol) if proxy_protocol is not None else None
-    caddr = parse_address(client)
     saddr = parse_address(server_addr, "server address") if server_addr is not None else None
     raw = _to_bytes(url, "URL")
     sep = raw.find(b"://")
@@ -179,8 +202,8 @@ def make_request(
         hdrs.append((n, v.strip(b" ")))
     target = raw[: sep + 3] + authority + path if absolute_form else path
     return Request(
-        client=caddr,
-        client_port=client_port,
+        client=None,
+        client_port=0,
         server_addr=saddr,
         server_port=port if port is not None else _DEFAULT_PORTS[scheme],
         scheme=scheme,

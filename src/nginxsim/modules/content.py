@@ -11,11 +11,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..conf.directive import Directive
 from ..conf.spec import FLAG, HTTP_LOC, HTTP_MAIN, HTTP_SRV, ONEMORE, DirectiveSpec
 from ..decision import Headers, Upstream
+from ..errors import ConfigError
 from ..plan import Compiler, Level, error
 from .base import Command, Module
 from .proxy import PassHandler, Target, escape_uri, find_group, flag_value, parse_target
@@ -50,57 +52,92 @@ def run(r: Context) -> None:
     _static(r, Finalize, internal_redirect)
 
 
+class Destination:
+    """Where a pass sends requests for one evaluated URL: target, group, peer choice. A pure
+    function of the URL, so it is computed once per distinct URL (`resolve`)."""
+
+    __slots__ = ("target", "group", "name", "peer", "candidates", "gfile", "gline", "proxy_host", "proxy_port",
+                 "failure")
+
+    def __init__(self, h: PassHandler, url: str | None, r: Context) -> None:
+        self.failure: tuple[int, str] | None = None
+        target = h.target
+        group = h.group
+        if url is not None:
+            try:
+                target = parse_target(url, h.module, h.d)
+            except ConfigError:
+                self.failure = (500, f'invalid URL prefix in "{url}": 500')
+                return
+            group = find_group(r, target.host.encode(), target.port, target.scheme)
+            if group is None and not target.host.startswith("unix:") and not _is_ip(target.host):
+                self.failure = (502, f"no resolver defined to resolve {target.host}: 502")
+                return
+        assert target is not None
+        self.target = target
+        self.group = group
+        if group is not None:
+            pick = group.first_pick()
+            self.peer = pick.address if pick is not None else None
+            self.candidates = tuple(p.address for p in group.peers if not p.down)
+            self.name = group.name
+            d = group.directive
+            self.gfile, self.gline = (d.file, d.line) if d else (None, None)
+        else:
+            port = target.port if target.port is not None else (443 if target.scheme == "https" else 80)
+            self.peer = target.host if target.host.startswith("unix:") else f"{target.host}:{port}"
+            self.candidates, self.name, self.gfile, self.gline = (self.peer,), target.proxy_host, None, None
+        self.proxy_host = target.proxy_host.encode()
+        default = 443 if target.scheme in ("https", "grpcs") else 80
+        self.proxy_port = b"" if target.host.startswith("unix:") else str(target.port or default).encode()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def resolve(r: Context, h: PassHandler) -> Destination:
+    """The destination for this request, from the handler's memo of evaluated URLs."""
+    url = h.dynamic.eval(r).decode("utf-8", "surrogateescape") if h.dynamic is not None else None
+    dest = h.destinations.get(url)
+    if dest is None:
+        if len(h.destinations) > 1024:
+            h.destinations.clear()
+        dest = h.destinations[url] = Destination(h, url, r)
+    return dest
+
+
 def _pass(r: Context, h: PassHandler) -> None:
     """Build the upstream request (`ngx_http_upstream_init_request` + `*_create_request`)."""
     from ..http.engine import Finalize
 
-    target: Target | None = h.target
-    group = h.group
-    if h.dynamic is not None:
-        url = h.dynamic.eval(r).decode("utf-8", "surrogateescape")
-        try:
-            target = parse_target(url, h.module, h.d)
-        except Exception:
-            r.notes.append(f"invalid URL prefix in \"{url}\": 500")
-            raise Finalize(500) from None
-        group = find_group(r, target.host.encode(), target.port, target.scheme)
-        if group is None:
-            try:
-                ipaddress.ip_address(target.host.strip("[]"))
-            except ValueError:
-                if not target.host.startswith("unix:"):
-                    r.notes.append(f'no resolver defined to resolve {target.host}: 502')
-                    raise Finalize(502) from None
-    assert target is not None
-    if group is not None:
-        pick = group.first_pick()
-        peer = pick.address if pick is not None else None
-        candidates = tuple(p.address for p in group.peers if not p.down)
-        name = group.name
-        gfile, gline = (group.directive.file, group.directive.line) if group.directive else (None, None)
-    else:
-        port = target.port if target.port is not None else (443 if target.scheme == "https" else 80)
-        peer = target.host if target.host.startswith("unix:") else f"{target.host}:{port}"
-        candidates, name, gfile, gline = (peer,), target.proxy_host, None, None
-    r.module_state["proxy_host"] = target.proxy_host.encode()
-    r.module_state["proxy_port"] = (b"" if target.host.startswith("unix:") else
-                                    str(target.port or (443 if target.scheme in ("https", "grpcs") else 80)).encode())
+    dest = resolve(r, h)
+    if dest.failure is not None:
+        r.notes.append(dest.failure[1])
+        raise Finalize(dest.failure[0])
+    target, name, peer = dest.target, dest.name, dest.peer
+    candidates, gfile, gline = dest.candidates, dest.gfile, dest.gline
+    r.module_state["proxy_host"] = dest.proxy_host
+    r.module_state["proxy_port"] = dest.proxy_port
     conf = r.loc.conf
     method = r.method.decode("latin-1")
+    build: Callable[[], tuple[Headers, Headers | None]]
     if h.module in ("proxy", "grpc"):
         uri = h.upstream_uri(r, target).decode("utf-8", "surrogateescape")
         if h.module == "proxy":
             method = conf.get("proxy_method", method)
-        headers = _proxy_headers(r, h.module, target)
-        params = None
-        version = conf.get("proxy_http_version", "1.0") if h.module == "proxy" else "2"
+        version: str | None = conf.get("proxy_http_version", "1.0") if h.module == "proxy" else "2"
+        build = lambda: (_proxy_headers(r, h.module, target), None)  # noqa: E731
     else:
         uri, version = None, None
-        headers = Headers()
-        params = _params(r, h.module)
+        build = lambda: (Headers(), _params(r, h.module))  # noqa: E731
     r.upstream = Upstream(
         protocol=h.protocol, name=name, peer=peer, uri=uri, method=method, http_version=version,
-        headers=headers, params=params, group_file=gfile, group_line=gline, candidates=candidates,
+        build=build, group_file=gfile, group_line=gline, candidates=candidates,
     )
     if r.trace.enabled:
         r.trace.add("content", f"{h.d.name} {h.d.args[0]}",

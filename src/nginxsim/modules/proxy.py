@@ -8,7 +8,7 @@ time `PassHandler.run` builds what the backend receives (`ngx_http_proxy_create_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..conf.directive import Directive
@@ -110,6 +110,7 @@ class PassHandler:
     dynamic: Complex | None  # URL with variables
     location_name: bytes  # chopped from $uri when the URL has a URI part ("" in regex/named/if)
     group: UpstreamGroup | None = None  # resolved by `resolve_groups`
+    destinations: dict[str | None, Any] = field(default_factory=dict)  # memo: evaluated URL -> Destination
 
     @property
     def name(self) -> str:
