@@ -168,6 +168,8 @@ class Plan:
     header_filters: tuple[Any, ...] = ()
     warnings: tuple[str, ...] = ()
     modules_state: dict[str, Any] = field(default_factory=dict)
+    # Memo of the location search, a pure function of (server, $uri): see engine._find_config.
+    location_memo: dict[tuple[int, bytes, bool], Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------

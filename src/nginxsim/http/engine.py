@@ -20,6 +20,7 @@ from .request import BadRequest, Request, normalize_uri, parse_request_line, val
 from .script import NoBufferSpace
 from .servers import WILDCARD6, find_address, find_server
 from .trace import Trace
+from .variables import text_addr
 
 if TYPE_CHECKING:
     from ..plan import LocationConf, Plan
@@ -320,10 +321,18 @@ def _count_uri_change(r: Context, what: str) -> None:
 
 def _find_config(r: Context) -> None:
     """FIND_CONFIG (`ngx_http_core_find_config_phase`): location, internal 404, auto-redirect."""
-    found = find_location(r.server.loc, r.uri, r.trace.enabled)
+    memo = r.plan.location_memo
+    key = (r.server.index, r.uri, r.trace.enabled)
+    found = memo.get(key)
+    if found is None:  # a pure function of (server, $uri): searched once per distinct URI
+        found = find_location(r.server.loc, r.uri, r.trace.enabled)
+        found.steps = tuple(("location", f"{loc.label} vs $uri {_s(r.uri)}", what, loc.file, loc.line)
+                            for loc, what in found.tested)
+        if len(memo) >= 4096:
+            memo.clear()
+        memo[key] = found
     if r.trace.enabled:
-        for loc, what in found.tested:
-            r.trace.add("location", f"{loc.label} vs $uri {_s(r.uri)}", what, loc.file, loc.line)
+        r.trace.steps.extend(found.steps)
     loc = found.loc if found.loc is not None else r.server.loc
     if found.match is not None and found.loc is not None:
         matched = found.loc if found.loc.regex is not None else _regex_ancestor(found.loc)
@@ -461,7 +470,7 @@ def _decision(r: Context) -> Decision:
         not_simulated=loc.unsimulated_names,
         notes=r.notes,
         redirects=MAX_URI_CHANGES + 1 - r.uri_changes,
-        request=f"{_addr(req.client) if req.client else 'unix:'} {_s(req.request_line)}",
+        request=f"{_s(text_addr(req.client))} {_s(req.request_line)}",
     )
 
 

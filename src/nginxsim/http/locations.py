@@ -21,13 +21,14 @@ class Found:
     """The outcome of a search: status, location, the regex match (if a regex decided), and the
     list of (location, what happened) pairs for the trace."""
 
-    __slots__ = ("status", "loc", "match", "tested")
+    __slots__ = ("status", "loc", "match", "tested", "steps")
 
     def __init__(self) -> None:
         self.status = DECLINED
         self.loc: LocationConf | None = None
         self.match: Match | None = None
         self.tested: list[tuple[LocationConf, str]] = []
+        self.steps: tuple[tuple[str, str, str, str | None, int | None], ...] = ()  # tested, as trace steps
 
 
 def find_location(level: LocationConf, uri: bytes, trace: bool = True) -> Found:
