@@ -12,5 +12,7 @@ from .config import Config, load
 from .decision import Decision, Headers, Place, Upstream
 from .errors import ConfigError, RequestError, UndefinedBehavior
 
-__all__ = ["Config", "ConfigError", "Decision", "Headers", "Place", "RequestError", "UndefinedBehavior", "Upstream", "load"]
+__all__ = [
+    "Config", "ConfigError", "Decision", "Headers", "Place", "RequestError", "UndefinedBehavior", "Upstream", "load",
+]
 __version__ = "0.1.0"

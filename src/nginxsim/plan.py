@@ -13,9 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conf import ConfTree
+from .conf import ConfTree, spec
 from .conf.directive import Directive
-from .conf import spec
 from .conf.spec import Merge
 from .decision import Place
 from .errors import ConfigError
@@ -133,7 +132,7 @@ class ServerConf:
     def __init__(self, d: Directive, index: int) -> None:
         self.file = d.file
         self.line = d.line
-        self.names: list[tuple[str, Directive, Regex | None]] = []
+        self.names: list[tuple[str, Directive | None, Regex | None]] = []
         self.server_name = b""
         self.listens: list[Listen] = []
         self.loc: LocationConf = None  # type: ignore[assignment]

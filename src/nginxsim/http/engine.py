@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..decision import Decision, Headers, Upstream
 from ..errors import RequestError
-from ..regex import RegexMatchError
 from ..modules import content, rewrite
+from ..regex import RegexMatchError
 from .context import MAX_URI_CHANGES, Context
 from .locations import DONE, find_location
 from .request import BadRequest, Request, normalize_uri, parse_request_line, validate_host
@@ -129,7 +129,7 @@ class Prelude:
         self.finalize = finalize
 
     def apply(self, r: Context) -> None:
-        for name, value in zip(self._FIELDS, self.state):
+        for name, value in zip(self._FIELDS, self.state, strict=True):
             setattr(r, name, value)
         for index, value in self.slots:
             r.slots[index] = value
@@ -156,12 +156,14 @@ def _connection(r: Context) -> None:
                            f"(listens: {listens}); pass server_addr, or a client of another family")
     r.local_addr = req.server_addr or (ac.addr if ac.addr is not None and ac.addr != WILDCARD6 else
                                        (_LOCAL_DEFAULT6 if family == 6 else _LOCAL_DEFAULT))
+    default = ac.default
+    assert default is not None  # every address entry has one (build_addresses)
     r.addr_conf = ac
-    r.server = ac.default
-    r.loc = ac.default.loc
+    r.server = default
+    r.loc = default.loc
     if r.trace.enabled:
         r.trace.add("connection", f"{req.scheme} to {_addr(r.local_addr)}:{req.server_port}",
-                    f"listen {ac.text}, default server {ac.default.label}", ac.default.file, ac.default.line)
+                    f"listen {ac.text}, default server {default.label}", default.file, default.line)
 
 
 def _request_line_and_headers(r: Context) -> None:
@@ -213,7 +215,7 @@ def _request_line_and_headers(r: Context) -> None:
     server, how, m, rx = find_server(r.addr_conf, host or b"")
     r.server = server
     r.loc = server.loc
-    if m is not None:
+    if m is not None and rx is not None:
         r.set_captures(rx, m)
     if r.trace.enabled:
         r.trace.add("server", f"Host {_s(host) if host is not None else '(none)'}", f"{server.label} ({how})",

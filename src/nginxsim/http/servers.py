@@ -97,7 +97,7 @@ def _build_names(ac: AddrConf, warnings: list[str]) -> None:
     seen: set[bytes] = set()
     for server in ac.servers:
         names = server.names or [("", None, None)]
-        for name, d, rx in names:
+        for name, _, rx in names:
             if rx is not None:
                 ac.regexes.append((rx, server, name))
                 continue

@@ -53,10 +53,10 @@ class Module:
     name: str
     commands: tuple[Command, ...]
     local_slots: tuple[str, ...] = ()  # extra slots that are never inherited (e.g. a script)
-    variables: tuple[tuple[str, "Getter", bool], ...] = ()  # (name, getter, cacheable)
+    variables: tuple[tuple[str, Getter, bool], ...] = ()  # (name, getter, cacheable)
     post_read: PhaseHandler | None = None
     preaccess: PhaseHandler | None = None
     access: PhaseHandler | None = None
     precontent: PhaseHandler | None = None
     header_filter: PhaseHandler | None = None  # runs once the response status is known
-    finish: Callable[["Compiler"], None] | None = None  # after merging, before the Plan is built
+    finish: Callable[[Compiler], None] | None = None  # after merging, before the Plan is built

@@ -82,7 +82,8 @@ class Destination:
             self.candidates = tuple(p.address for p in group.peers if not p.down)
             self.name = group.name
             d = group.directive
-            self.gfile, self.gline = (d.file, d.line) if d else (None, None)
+            self.gfile: str | None = d.file if d else None
+            self.gline: int | None = d.line if d else None
         else:
             port = target.port if target.port is not None else (443 if target.scheme == "https" else 80)
             self.peer = target.host if target.host.startswith("unix:") else f"{target.host}:{port}"

@@ -13,10 +13,21 @@ from typing import Any
 
 from ..conf.directive import Directive
 from ..conf.spec import (
-    ANY, BLOCK, FLAG, HTTP_LIF, HTTP_LOC, HTTP_MAIN, HTTP_SIF, HTTP_SRV, MAIN, NOARGS, ONEMORE, TAKE1,
-    TAKE12, TWOMORE, DirectiveSpec, Merge,
+    BLOCK,
+    FLAG,
+    HTTP_LIF,
+    HTTP_LOC,
+    HTTP_MAIN,
+    HTTP_SRV,
+    MAIN,
+    NOARGS,
+    ONEMORE,
+    TAKE1,
+    TAKE12,
+    TWOMORE,
+    DirectiveSpec,
+    Merge,
 )
-from ..errors import ConfigError
 from ..http.script import Complex
 from ..plan import Compiler, Level, Listen, LocationConf, ServerConf, error
 from ..regex import server_name_caseless

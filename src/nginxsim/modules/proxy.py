@@ -12,7 +12,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..conf.directive import Directive
-from ..conf.spec import FLAG, HTTP_LIF, HTTP_LMT, HTTP_LOC, HTTP_MAIN, HTTP_SRV, TAKE1, TAKE2, TAKE23, DirectiveSpec, Merge
+from ..conf.spec import (
+    FLAG,
+    HTTP_LIF,
+    HTTP_LMT,
+    HTTP_LOC,
+    HTTP_MAIN,
+    HTTP_SRV,
+    TAKE1,
+    TAKE2,
+    TAKE23,
+    DirectiveSpec,
+    Merge,
+)
 from ..http.script import Complex
 from ..plan import Compiler, Level, LocationConf, error
 from .base import Command, Module
@@ -196,11 +208,12 @@ def find_group(r: Context, host: bytes, port: int | None, scheme: str) -> Upstre
     port; implicit ones when the ports agree."""
     name = host.decode("utf-8", "surrogateescape").lower()
     if port is None:
-        g = r.plan.upstreams.get(name)
+        g: UpstreamGroup | None = r.plan.upstreams.get(name)
         if g is not None:
             return g
     implicit: dict[tuple[str, int], UpstreamGroup] = r.plan.modules_state.get("implicit_upstreams", {})
-    return implicit.get((name, port if port is not None else _DEFAULT_PORT.get(scheme, 80)))
+    found: UpstreamGroup | None = implicit.get((name, port if port is not None else _DEFAULT_PORT.get(scheme, 80)))
+    return found
 
 
 def header_directive(d: Directive, level: Level, cc: Compiler) -> tuple[str, Complex, Directive]:
@@ -253,11 +266,13 @@ COMMANDS = (
 )
 
 def _proxy_host(r: Context) -> bytes | None:
-    return r.module_state.get("proxy_host", b"")
+    value: bytes = r.module_state.get("proxy_host", b"")
+    return value
 
 
 def _proxy_port(r: Context) -> bytes | None:
-    return r.module_state.get("proxy_port", b"")
+    value: bytes = r.module_state.get("proxy_port", b"")
+    return value
 
 
 def _proxy_add_x_forwarded_for(r: Context) -> bytes | None:

@@ -9,6 +9,7 @@ are named so the Decision can say the peer is not simulated yet.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from ..conf.directive import Directive
 from ..conf.spec import BLOCK, HTTP_MAIN, HTTP_UPS, NOARGS, ONEMORE, TAKE1, TAKE12, DirectiveSpec, Merge
 from ..plan import Compiler, Level, error
