@@ -77,5 +77,5 @@ def test_bad_requests_are_usage_errors(client: str, url: str) -> None:
 
 def test_url_host_and_target() -> None:
     r = make_request("2001:db8::1", "https://Shop.Example:8443/a%20b?x=1")
-    assert (r.scheme, r.server_port, r.target, r.url_host) == ("https", 8443, b"/a%20b?x=1", b"Shop.Example")
+    assert (r.scheme, r.server_port, r.target, r.url_host) == ("https", 8443, b"/a%20b?x=1", b"Shop.Example:8443")
     assert str(r.client) == "2001:db8::1"

@@ -122,8 +122,23 @@ def source_text(rng: random.Random, spots: Spots, edges: list[str]) -> str:
         return f"[{ipaddress.IPv6Address(spots.v6_addr())}]"
     if roll < 0.7:
         return "::" + str(v4)
-    return rng.choice(["", "abc", "255.255.255.255", "1.2.3", "1.2.3.4.5", "::", ":::", "1::2::3",
-                       "256.1.1.1", "::ffff:255.255.255.255", "0.0.0.0", "%20", "-"])
+    return rng.choice(
+        [
+            "",
+            "abc",
+            "255.255.255.255",
+            "1.2.3",
+            "1.2.3.4.5",
+            "::",
+            ":::",
+            "1::2::3",
+            "256.1.1.1",
+            "::ffff:255.255.255.255",
+            "0.0.0.0",
+            "%20",
+            "-",
+        ]
+    )
 
 
 # -- geo blocks ---------------------------------------------------------------------------------
@@ -145,12 +160,13 @@ def cidr_block(rng: random.Random, spots: Spots) -> tuple[list[str], list[str]]:
         elif roll < 0.12 and nets:
             lines.append(f"{rng.choice(nets)} {value(rng)};")  # a duplicate
         elif roll < 0.2:
-            target = rng.choice(nets) if nets and rng.random() < 0.7 else \
-                net_text(rng, 4, *spots.network(4))
+            target = rng.choice(nets) if nets and rng.random() < 0.7 else net_text(rng, 4, *spots.network(4))
             lines.append(f"delete {target};")
         elif roll < 0.22:
-            lines.append(rng.choice(["0.0.0.0/0", "::/0", "255.255.255.255", "240.0.0.0/4", "::ffff:0:0/96"])
-                         + f" {value(rng)};")
+            lines.append(
+                rng.choice(["0.0.0.0/0", "::/0", "255.255.255.255", "240.0.0.0/4", "::ffff:0:0/96"])
+                + f" {value(rng)};"
+            )
         else:
             family = 4 if rng.random() < 0.65 else 6
             addr, length = spots.network(family)
@@ -263,8 +279,10 @@ def geo_config(rng: random.Random) -> tuple[str, list[str]]:
         "g6": ("$arg_a $g6", ["proxy_recursive;", *proxies, *cidr2]),
     }
     http = "\n".join(f"geo {head} {{\n    " + "\n    ".join(lines) + "\n}" for head, lines in blocks.values())
-    conf = (f"events {{}}\nhttp {{\n{http}\nserver {{\n    listen 80;\n    listen [::]:80;\n"
-            f"    location / {{ return 200 {BODY}; }}\n}}\n}}\n")
+    conf = (
+        f"events {{}}\nhttp {{\n{http}\nserver {{\n    listen 80;\n    listen [::]:80;\n"
+        f"    location / {{ return 200 {BODY}; }}\n}}\n}}\n"
+    )
     return conf, edges1 + edges2 + edges3
 
 
@@ -288,8 +306,10 @@ def assert_same(conf: str, reqs: list[OracleRequest], label: str) -> int:
         d = cfg.route(req.client, req.url, headers=list(req.headers), trace=False)
         got = answer.body.decode("utf-8", "surrogateescape")
         if (answer.status, got) != (d.status, d.body):
-            bad.append(f"{req.client} {req.url} {list(req.headers)}: nginx {answer.status} {got!r}, "
-                       f"nginxsim {d.status} {d.body!r}")
+            bad.append(
+                f"{req.client} {req.url} {list(req.headers)}: nginx {answer.status} {got!r}, "
+                f"nginxsim {d.status} {d.body!r}"
+            )
     assert not bad, f"{label}: {len(bad)} of {len(reqs)} differ\n" + "\n".join(bad[:8]) + "\nconfig:\n" + conf
     return len(reqs)
 
@@ -299,8 +319,9 @@ def test_random_geo_blocks(seed: int) -> None:
     rng = random.Random(seed)
     conf, edges = geo_config(rng)
     assert_same(conf, requests(rng, edges, 300), f"seed {seed}")
-    assert warnings_of(conf) == [(w.rsplit(" in ", 1)[0], int(w.rsplit(":", 1)[1])) for w in nginxsim.load(
-        text=conf).warnings]
+    assert warnings_of(conf) == [
+        (w.rsplit(" in ", 1)[0], int(w.rsplit(":", 1)[1])) for w in nginxsim.load(text=conf).warnings
+    ]
 
 
 _LOG = re.compile(r"\[(warn|emerg)\] \d+#\d+: (.*?)(?: in (\S+):(\d+))?$", re.M)
@@ -407,7 +428,7 @@ http {
 """
 FIXED_FILES = {
     "geo.d/nets.conf": "10.0.0.0/8 inc-ten;\n10.0.0.1/8 inc-again;\n2001:db8::/32 doc;\n"
-                       "delete 10.9.0.0/16;\n",
+    "delete 10.9.0.0/16;\n",
     "geo.d/ranges.conf": "default rd;\n10.0.0.0-10.0.255.255 r10;\n10.0.0.0-10.0.255.255 r10b;\n",
 }
 
@@ -420,8 +441,11 @@ def test_includes_redefinitions_and_set() -> None:
     for client in ["10.0.0.5", "10.9.1.1", "1.2.3.4", "2001:db8::1", "::ffff:10.0.0.5", "8.8.8.8"]:
         for path in ["/", "/set/"]:
             for a in ["10.0.0.1", "2001:db8::5", "1.2.3.9", "x"]:
-                for xff in ([], [("X-Forwarded-For", "1.2.3.4, 10.1.1.1")],
-                            [("X-Forwarded-For", "[::1]:80")]):
+                for xff in (
+                    [],
+                    [("X-Forwarded-For", "1.2.3.4, 10.1.1.1")],
+                    [("X-Forwarded-For", "[::1]:80")],
+                ):
                     reqs.append(OracleRequest(client=client, url=f"http://a.test{path}?a={a}", headers=xff))
     with Nginx(text=FIXED_CONF, files=FIXED_FILES) as ng:
         answers = ng.request_many(reqs)

@@ -34,6 +34,7 @@ def _nginx() -> None:
             pytest.fail("nginx not found, but CI=true requires the oracle tests to run")
         pytest.skip("nginx not found: the oracle tests need nginx 1.22.1")
 
+
 LOOPBACK = "set_real_ip_from 127.0.0.0/8; set_real_ip_from ::1; set_real_ip_from unix:;"
 TRUSTED = ["10.0.0.0/8", "192.168.1.0/24", "2001:db8::/32", "::ffff:172.16.0.0/108", "203.0.113.7"]
 SHOW = "$remote_addr|$remote_port|$realip_remote_addr|$realip_remote_port"
@@ -60,8 +61,21 @@ def address(rng: random.Random) -> str:
         return "::ffff:" + str(ipaddress.IPv4Address(rng.getrandbits(32)))
     if roll < 0.85:
         return f"::{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
-    return rng.choice(["garbage", "unknown", "255.255.255.255", "1.2.3", "010.001.002.003", "10..1.2",
-                       "[2001:db8::1]", "::", "0.0.0.0", "1:2:3:4:5:6:7::", ":1:2:3:4:5:6:7:8"])
+    return rng.choice(
+        [
+            "garbage",
+            "unknown",
+            "255.255.255.255",
+            "1.2.3",
+            "010.001.002.003",
+            "10..1.2",
+            "[2001:db8::1]",
+            "::",
+            "0.0.0.0",
+            "1:2:3:4:5:6:7::",
+            ":1:2:3:4:5:6:7:8",
+        ]
+    )
 
 
 def hop(rng: random.Random) -> str:
@@ -93,16 +107,28 @@ def run(conf: str, cases: list[tuple[str, str, list[tuple[str, str]]]], label: s
     peer's, unknowable to nginxsim) is read from `$realip_remote_port` and stands for 50000."""
     cfg = nginxsim.load(text=conf)
     with Nginx(text=conf) as ng:
-        answers = ng.request_many([OracleRequest(client=peer, url=f"http://a.test{path}", server_addr=peer,
-                                                 raw=raw(path, headers)) for peer, path, headers in cases])
+        answers = ng.request_many(
+            [
+                OracleRequest(
+                    client=peer, url=f"http://a.test{path}", server_addr=peer, raw=raw(path, headers)
+                )
+                for peer, path, headers in cases
+            ]
+        )
     bad = []
     for (peer, path, headers), answer in zip(cases, answers, strict=True):
-        d = cfg.route(peer, f"http://a.test{path}", headers=[*headers, ("Connection", "close")],
-                      server_addr=peer, trace=False)
+        d = cfg.route(
+            peer,
+            f"http://a.test{path}",
+            headers=[*headers, ("Connection", "close")],
+            server_addr=peer,
+            trace=False,
+        )
         got = own_port(answer.body)
         if (answer.status, got) != (d.status, d.body):
-            bad.append(f"{peer} {path} {headers}: nginx {answer.status} {got!r}, "
-                       f"nginxsim {d.status} {d.body!r}")
+            bad.append(
+                f"{peer} {path} {headers}: nginx {answer.status} {got!r}, nginxsim {d.status} {d.body!r}"
+            )
     assert not bad, f"{label}: {len(bad)} of {len(cases)} differ\n" + "\n".join(bad[:8]) + "\n" + conf
     return len(cases)
 
@@ -129,14 +155,18 @@ MODES = ["X-Forwarded-For", "x-forwarded-for", "X-Real-IP", "X-Client"]
 def test_random_chains(mode: str, recursive: str) -> None:
     rng = random.Random(f"{mode}-{recursive}")
     trusted = " ".join(f"set_real_ip_from {t};" for t in TRUSTED)
-    conf = (f"events {{}}\nhttp {{\n{LOOPBACK}\n{trusted}\nreal_ip_header {mode};\n"
-            f"real_ip_recursive {recursive};\nserver {{\nlisten 80;\nlisten [::]:80;\n"
-            f"location / {{ return 200 \"{SHOW}\"; }}\n}}\n}}\n")
+    conf = (
+        f"events {{}}\nhttp {{\n{LOOPBACK}\n{trusted}\nreal_ip_header {mode};\n"
+        f"real_ip_recursive {recursive};\nserver {{\nlisten 80;\nlisten [::]:80;\n"
+        f'location / {{ return 200 "{SHOW}"; }}\n}}\n}}\n'
+    )
     names = ["X-Forwarded-For", "x-forwarded-for", "X-Real-IP", "X-Client", "x-client", "X-Other"]
     cases = []
     for _ in range(250):
-        headers = [(mode if rng.random() < 0.6 else rng.choice(names), chain(rng))
-                   for _ in range(rng.choice([0, 1, 1, 2, 3]))]
+        headers = [
+            (mode if rng.random() < 0.6 else rng.choice(names), chain(rng))
+            for _ in range(rng.choice([0, 1, 1, 2, 3]))
+        ]
         cases.append((rng.choice(peers()), "/", headers))
     run(conf, cases, f"{mode} recursive {recursive}")
 
@@ -180,9 +210,11 @@ def test_server_and_location_phases() -> None:
 
 def test_proxy_protocol() -> None:
     """`real_ip_header proxy_protocol`: the harness sends a PROXY line naming the client."""
-    conf = (f"events {{}}\nhttp {{\n{LOOPBACK}\nreal_ip_header proxy_protocol;\nserver {{\nlisten 80;\n"
-            f"location / {{ return 200 \"{SHOW}|$proxy_protocol_addr|$proxy_protocol_port|"
-            "$proxy_protocol_server_addr|$proxy_protocol_server_port\"; }\n}\n}\n")
+    conf = (
+        f"events {{}}\nhttp {{\n{LOOPBACK}\nreal_ip_header proxy_protocol;\nserver {{\nlisten 80;\n"
+        f'location / {{ return 200 "{SHOW}|$proxy_protocol_addr|$proxy_protocol_port|'
+        '$proxy_protocol_server_addr|$proxy_protocol_server_port"; }\n}\n}\n'
+    )
     rng = random.Random(3)
     reqs = []
     for _ in range(200):

@@ -22,8 +22,12 @@ SEGMENTS = ["a", "ab", "b", "x.php", "A", "img", "a.b", "%41", "d%20e"]
 
 def _check(conf: str, requests: list[OracleRequest], label: str) -> int:
     mismatches = compare(None, requests, text=conf)
-    assert not mismatches, f"{label}: {len(mismatches)} of {len(requests)} differ\n" + "\n\n".join(
-        str(m) for m in mismatches[:5]) + "\n\nconfig:\n" + conf
+    assert not mismatches, (
+        f"{label}: {len(mismatches)} of {len(requests)} differ\n"
+        + "\n\n".join(str(m) for m in mismatches[:5])
+        + "\n\nconfig:\n"
+        + conf
+    )
     return len(requests)
 
 
@@ -34,8 +38,9 @@ def _path(rng: random.Random, depth: int) -> str:
     return "/" + "/".join(rng.choice(SEGMENTS) for _ in range(depth))
 
 
-def _location_block(rng: random.Random, parent: str, depth: int, counter: Iterator[int],
-                    used: set[tuple[bool, str]]) -> str:
+def _location_block(
+    rng: random.Random, parent: str, depth: int, counter: Iterator[int], used: set[tuple[bool, str]]
+) -> str:
     """Random sibling locations under a prefix `parent` ("" at server level), some nested."""
     lines = []
     for _ in range(rng.randint(3, 8) if depth == 0 else rng.randint(1, 3)):
@@ -43,10 +48,15 @@ def _location_block(rng: random.Random, parent: str, depth: int, counter: Iterat
         kind = rng.choice(["", "", "=", "^~", "~", "~*"])
         if kind in ("~", "~*"):
             seg = rng.choice(["a", "ab", "x\\.php", "A", "img", "d e"])
-            pattern = rng.choice([f"^{parent or '/'}{seg}", f"{seg}$", f"/{seg}/", f"^{parent or '/'}({seg})(/.*)?$"])
+            pattern = rng.choice(
+                [f"^{parent or '/'}{seg}", f"{seg}$", f"/{seg}/", f"^{parent or '/'}({seg})(/.*)?$"]
+            )
             name = f'{kind} "{pattern}"'
         else:
-            segs = [rng.choice(["a", "ab", "b", "x.php", "A", "img", "a.b", "d e"]) for _ in range(rng.randint(0, 2))]
+            segs = [
+                rng.choice(["a", "ab", "b", "x.php", "A", "img", "a.b", "d e"])
+                for _ in range(rng.randint(0, 2))
+            ]
             path = (parent.rstrip("/") + "/" + "/".join(segs)) if segs or not parent else parent
             if segs and rng.random() < 0.5:
                 path += "/"
@@ -92,19 +102,58 @@ def _uris(rng: random.Random, conf: str, n: int) -> list[str]:
 def test_random_locations(seed: int) -> None:
     rng = random.Random(seed)
     locations = _location_block(rng, "", 0, iter(range(1000)), set())
-    conf = ("events {}\nhttp {\nupstream backend { server 127.0.0.1:9001; }\n"
-            f"server {{\nlisten 80;\n{locations}\n}}\n}}\n")
+    conf = (
+        "events {}\nhttp {\nupstream backend { server 127.0.0.1:9001; }\n"
+        f"server {{\nlisten 80;\n{locations}\n}}\n}}\n"
+    )
     reqs = [OracleRequest(client="10.1.2.3", url="http://a.test" + u) for u in _uris(rng, conf, 60)]
     _check(conf, reqs, f"seed {seed}")
 
 
 # -- server names -------------------------------------------------------------------------------
 
-NAMES = ["a.test", "b.a.test", "*.a.test", ".c.test", "www.*", "www.a.*", "~^(\\w+)\\.r\\.test$",
-         "~^(?<sub>www\\d+)\\.", "~Upper\\.test", '""', "_", "x.test", "*.b.a.test", "localhost"]
-HOSTS = ["a.test", "A.TEST", "a.test.", "a.test:8080", "b.a.test", "z.b.a.test", "q.a.test", "c.test",
-         "d.c.test", "www.a.com", "www.b.org", "www.a.b.c", "foo.r.test", "www12.x", "upper.test",
-         "_", "x.test", "nothing.test", "localhost", "x.test.:99", "[::1]", "a..test", "a.test/x", ""]
+NAMES = [
+    "a.test",
+    "b.a.test",
+    "*.a.test",
+    ".c.test",
+    "www.*",
+    "www.a.*",
+    "~^(\\w+)\\.r\\.test$",
+    "~^(?<sub>www\\d+)\\.",
+    "~Upper\\.test",
+    '""',
+    "_",
+    "x.test",
+    "*.b.a.test",
+    "localhost",
+]
+HOSTS = [
+    "a.test",
+    "A.TEST",
+    "a.test.",
+    "a.test:8080",
+    "b.a.test",
+    "z.b.a.test",
+    "q.a.test",
+    "c.test",
+    "d.c.test",
+    "www.a.com",
+    "www.b.org",
+    "www.a.b.c",
+    "foo.r.test",
+    "www12.x",
+    "upper.test",
+    "_",
+    "x.test",
+    "nothing.test",
+    "localhost",
+    "x.test.:99",
+    "[::1]",
+    "a..test",
+    "a.test/x",
+    "",
+]
 
 
 @pytest.mark.parametrize("seed", range(50))
@@ -123,8 +172,11 @@ def test_random_server_names(seed: int) -> None:
         host = rng.choice(HOSTS)
         headers = [("Host", host)] if host else []
         version = rng.choice(["1.1", "1.1", "1.0"])
-        reqs.append(OracleRequest(client="10.1.2.3", url="http://ignored.test/p", headers=headers,
-                                  http_version=version))
+        reqs.append(
+            OracleRequest(
+                client="10.1.2.3", url="http://ignored.test/p", headers=headers, http_version=version
+            )
+        )
     _check(conf, reqs, f"seed {seed}")
 
 
@@ -157,16 +209,36 @@ http {
 
 def test_returns_and_redirects() -> None:
     rng = random.Random(7)
-    paths = ["/code", "/text?x=1", "/rel", "/url", "/err", "/r302", "/weird", "/noabs", "/sname", "/noport",
-             "/var?z", "/dir", "/dir?x=1&y", "/sp%20ace", "/nothing"]
+    paths = [
+        "/code",
+        "/text?x=1",
+        "/rel",
+        "/url",
+        "/err",
+        "/r302",
+        "/weird",
+        "/noabs",
+        "/sname",
+        "/noport",
+        "/var?z",
+        "/dir",
+        "/dir?x=1&y",
+        "/sp%20ace",
+        "/nothing",
+    ]
     hosts = ["first.test", "Second.Test:8080", "other.test", ""]
     reqs = []
     for path in paths:
         for port in ("", ":8080"):
             host = rng.choice(hosts)
-            reqs.append(OracleRequest(client="10.0.0.1", url=f"http://first.test{port}{path}",
-                                      headers=[("Host", host)] if host else [],
-                                      http_version="1.0" if not host else "1.1"))
+            reqs.append(
+                OracleRequest(
+                    client="10.0.0.1",
+                    url=f"http://first.test{port}{path}",
+                    headers=[("Host", host)] if host else [],
+                    http_version="1.0" if not host else "1.1",
+                )
+            )
     _check(RETURNS_CONF, reqs, "returns")
 
 
@@ -203,12 +275,30 @@ def test_proxy_pass_uris_and_headers() -> None:
     rng = random.Random(11)
     reqs = []
     for _ in range(300):
-        prefix = rng.choice(["/p1/", "/p2/", "/p3/", "/p4", "/p4/", "/p5", "/p6/", "/p7/", "/p8/", "/p9/", "/p12/",
-                             "/p13/", "/p14/", "/p15/"])
+        prefix = rng.choice(
+            [
+                "/p1/",
+                "/p2/",
+                "/p3/",
+                "/p4",
+                "/p4/",
+                "/p5",
+                "/p6/",
+                "/p7/",
+                "/p8/",
+                "/p9/",
+                "/p12/",
+                "/p13/",
+                "/p14/",
+                "/p15/",
+            ]
+        )
         rest = "/".join(rng.choice(PIECES) for _ in range(rng.randint(0, 3)))
         query = rng.choice(["", "?x=1", "?a=%20&b", "?"])
         headers = [("User-Agent", "t"), ("X-Forwarded-For", "1.1.1.1")] if rng.random() < 0.3 else []
-        reqs.append(OracleRequest(client="10.9.8.7", url=f"http://px.test{prefix}{rest}{query}", headers=headers))
+        reqs.append(
+            OracleRequest(client="10.9.8.7", url=f"http://px.test{prefix}{rest}{query}", headers=headers)
+        )
     _check(PROXY_CONF, reqs, "proxy_pass")
     cfg = nginxsim.load(text=PROXY_CONF)
     with Nginx(text=PROXY_CONF) as ng:
