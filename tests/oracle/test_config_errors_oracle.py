@@ -15,7 +15,7 @@ import pytest
 import nginxsim
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_conf_validate import nginx, nginx_t  # noqa: E402  (the shared `nginx -t` runner)
+from test_conf_validate import nginx_t  # noqa: E402  (the shared `nginx -t` runner)
 
 pytestmark = pytest.mark.oracle
 
@@ -82,8 +82,8 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_compile_errors_match_nginx_t(case: str, nginx: str, unused_tcp_port: int) -> None:
-    binary = nginx
+def test_compile_errors_match_nginx_t(case: str, nginx_binary: str, unused_tcp_port: int) -> None:
+    binary = nginx_binary
     text = HEAD + CASES[case].replace("{port}", str(unused_tcp_port)) + "\n}\n"
     with tempfile.TemporaryDirectory() as directory:
         Path(directory, "nginx.conf").write_text(text)

@@ -34,7 +34,7 @@ class Context:
         "uri", "args", "method", "valid_unparsed_uri", "internal", "uri_changed", "uri_changes",
         "loc", "captures", "slots", "status", "headers_out", "body", "upstream", "error_page_used",
         "notes", "valid_location", "module_state", "addr_conf", "headers_in", "evaluated", "err_status",
-        "depth",
+        "depth", "volatile",
     )
 
     def __init__(self, plan: Plan, request: Request, trace: Trace, pinned: dict[str, bytes]) -> None:
@@ -76,12 +76,27 @@ class Context:
         self.headers_in: list[tuple[bytes, bytes]] = list(request.headers)
         self.evaluated: list[Variable] = []  # in order of first evaluation, for the Decision
         self.depth = VARIABLE_DEPTH  # ngx_http_variable_depth: getters that may still nest
+        self.volatile: dict[int, bytes | None] = {}  # non-cacheable values, until flushed
 
     def get(self, var: Variable) -> bytes | None:
-        """`ngx_http_get_flushed_variable`: cached values stay frozen for the whole request."""
+        """`ngx_http_get_flushed_variable`: cached values stay frozen for the whole request,
+        non-cacheable ones are evaluated again."""
         v = self.slots[var.index]
         if v is not UNSET:
             return v  # type: ignore[return-value]
+        return self._evaluate(var)
+
+    def get_indexed(self, var: Variable) -> bytes | None:
+        """`ngx_http_get_indexed_variable`: a non-cacheable value is kept until flushed (strings
+        flush theirs once, before evaluating: `ngx_http_script_flush_complex_value`)."""
+        v = self.slots[var.index]
+        if v is not UNSET:
+            return v  # type: ignore[return-value]
+        if var.index in self.volatile:
+            return self.volatile[var.index]
+        return self._evaluate(var)
+
+    def _evaluate(self, var: Variable) -> bytes | None:
         getter = var.getter
         assert getter is not None
         if not self.depth:  # a variable defined through itself (`map $m $m`)
@@ -97,6 +112,8 @@ class Context:
         if var.cacheable:
             self.slots[var.index] = val
             self.evaluated.append(var)
+        else:
+            self.volatile[var.index] = val
         return val
 
     def set(self, var: Variable, value: bytes) -> None:

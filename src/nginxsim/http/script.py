@@ -42,41 +42,54 @@ class Complex:
     source: str
     parts: tuple[tuple[int, object], ...]
     const: bytes | None
-
-    @property
-    def variables(self) -> tuple[Variable, ...]:
-        return tuple(p for k, p in self.parts if k == _VAR)  # type: ignore[misc]
+    variables: tuple[Variable, ...] = ()
 
     @property
     def has_captures(self) -> bool:
         return any(k == _CAP for k, _ in self.parts)
 
-    def eval(self, r: Context, escape_captures: bool = False) -> bytes:
-        """Evaluate for a request; captures are ARGS-escaped when asked and the URI was quoted."""
+    def eval(self, r: Context, escape_captures: bool = False, script: bool = False) -> bytes:
+        """`ngx_http_complex_value`: flush the non-cacheable variables, then concatenate, each
+        evaluated at most once. `script`: a rewrite-module script (set, if, rewrite) instead,
+        which reads every reference afresh (`ngx_http_get_flushed_variable`). Captures are
+        ARGS-escaped when asked and the URI was quoted."""
         if self.const is not None:
             return self.const
+        if r.volatile and not script:
+            for var in self.variables:
+                if not var.cacheable:
+                    r.volatile.pop(var.index, None)
+        get = r.get if script else r.get_indexed
         out: list[bytes] = []
         measured = None  # the captures the first `$N` was taken from
+        volatile = stale = False  # a non-cacheable variable was read; a variable came after it
         for kind, val in self.parts:
             if kind == _LIT:
                 out.append(val)  # type: ignore[arg-type]
             elif kind == _VAR:
-                out.append(r.get(val) or b"")  # type: ignore[arg-type]
+                stale = volatile
+                out.append(get(val) or b"")  # type: ignore[arg-type]
+                volatile = volatile or not val.cacheable  # type: ignore[attr-defined]
             else:
                 if measured is None:
                     measured = r.captures
                 out.append(_capture(r, val, escape_captures))  # type: ignore[arg-type]
-        if measured is not None and r.captures is not measured:
-            return self._recopied(r, out, escape_captures)
+        if (volatile if script else stale) or (measured is not None and r.captures is not measured):
+            return self._copied(r, out, escape_captures, script)
         return b"".join(out)
 
-    def _recopied(self, r: Context, measured: list[bytes], escape_captures: bool) -> bytes:
-        """`"$1$regex_map"`: `ngx_http_complex_value` measures `$1`, then a variable runs a regex
-        and the copy pass takes every `$N` from the new captures. Plain 1.22.1 would send garbage
-        or overrun the buffer; the oracle (Debian's 1.22.1 with nginx 1.31.3's `e->end` checks
-        backported) keeps a copy that fits, cut to its length, and fails one that does not."""
+    def _copied(self, r: Context, measured: list[bytes], escape_captures: bool, script: bool) -> bytes:
+        """The copy pass, when it may differ from the length pass just made: it reads each
+        variable again (a later map may have re-evaluated a volatile one; a script evaluates
+        volatile ones afresh, regexes and all) and every `$N` from the captures a later regex
+        left (`"$1$map"`).
+        Plain 1.22.1 would send garbage or overrun the buffer; the oracle (Debian's 1.22.1 with
+        nginx 1.31.3's `e->end` checks backported) cuts a copy that fits to its length and fails
+        one that does not."""
+        get = r.get if script else r.get_indexed
         copy = b"".join(
-            _capture(r, val, escape_captures) if kind == _CAP else part  # type: ignore[arg-type]
+            part if kind == _LIT else _capture(r, val, escape_captures) if kind == _CAP  # type: ignore[arg-type]
+            else get(val) or b""  # type: ignore[arg-type]
             for (kind, val), part in zip(self.parts, measured, strict=True)
         )
         if len(copy) > sum(map(len, measured)):
@@ -142,4 +155,4 @@ def compile_complex(text: str, table: VariableTable, d: Directive) -> Complex:
         flush()
         parts.append((_VAR, table.ref(name, d)))
     flush()
-    return Complex(text, tuple(parts), None)
+    return Complex(text, tuple(parts), None, tuple(v for k, v in parts if isinstance(v, Variable)))

@@ -7,8 +7,9 @@ regex that matches sets the request's captures. Without a hit the value is `defa
 The chosen value is evaluated then, so `$1` in it comes from the map's own regex.
 
 Everything is compiled once: a dict for exact keys, nginx's label-by-label wildcard tables
-(`ngx_hash_wildcard_init`), the regex list with a literal pre-check each, compiled values. The
-variable is cacheable unless the block says `volatile`.
+(`ngx_hash_wildcard_init`), the regex list (each with a literal that spares most PCRE calls),
+compiled values. The variable is cacheable unless the block says `volatile`. Config errors,
+including `ngx_hash_init`'s sizing errors and warning, are nginx's.
 """
 
 from __future__ import annotations
@@ -251,6 +252,8 @@ class Keys:
         return None
 
     def _head(self, key: bytes, skip: int, entry: Entry) -> str | None:
+        """`.x` (skip 1, which also claims the exact name "x") or `*.x` (skip 2), stored with
+        its labels reversed."""
         name = key[skip:].lower()
         if skip == 1:
             if name in self.exact_names:
@@ -262,6 +265,7 @@ class Keys:
     @staticmethod
     def _wild(keys: list[tuple[bytes, Entry]], names: set[bytes], name: bytes, stored: bytes,
               entry: Entry) -> str | None:
+        """A wildcard key, unless its name is taken already."""
         if name in names:
             return "conflicting"
         names.add(name)
@@ -320,28 +324,27 @@ def leading_literal(pattern: bytes) -> tuple[bool, bytes, bytes]:
 @dataclass(frozen=True, slots=True)
 class MapRegex:
     """A `~`/`~*` key: the regex, its entry, and its literal (lower-cased when the regex is
-    caseless, compared with the lower-cased subject). `whole`: the pattern is just
-    `[^]literal[$]` (`dollar`), matched here; otherwise the literal only pre-checks."""
+    caseless, then compared with the lower-cased subject). The literal is required at the start
+    (`anchored`) or anywhere; `whole`: the pattern is just `[^]literal[$]` (`dollar`) and is
+    matched here without PCRE."""
 
     regex: Regex
     entry: Entry
+    caseless: bool
     anchored: bool
     literal: bytes
     whole: bool
     dollar: bool
 
-    def search(self, r: Context, src: bytes, low: bytes) -> bool:
-        """`ngx_http_regex_exec` for this key: on a match the captures become the request's."""
-        subject = low if self.regex.caseless else src
-        lit = self.literal
+    def search(self, r: Context, src: bytes, subject: bytes) -> bool:
+        """`ngx_http_regex_exec` for this key, once the literal is known to be there (`subject`
+        is `src`, lower-cased when caseless): on a match the captures become the request's."""
         if self.whole:
             at = self._literal_match(subject)
             if at < 0:
                 return False
-            r.captures = (src[at : at + len(lit)],)  # no groups: $1..$9 become empty
+            r.captures = (src[at : at + len(self.literal)],)  # no groups: $1..$9 become empty
             return True
-        if lit and not (subject.startswith(lit) if self.anchored else lit in subject):
-            return False
         m = self.regex.search(src)
         if m is None:
             return False
@@ -353,9 +356,7 @@ class MapRegex:
         or before a final newline (PCRE2 without DOLLAR_ENDONLY)."""
         lit = self.literal
         if not self.dollar:
-            if self.anchored:
-                return 0 if s.startswith(lit) else -1
-            return s.find(lit)
+            return s.find(lit) if not self.anchored else 0
         n = len(s) - len(lit)
         for at, ok in ((n - 1, s[-1:] == b"\n" and s[:-1].endswith(lit)), (n, s.endswith(lit))):
             if ok and (at == 0 or not self.anchored):
@@ -364,12 +365,14 @@ class MapRegex:
 
 
 def _map_regex(rx: Regex, entry: Entry) -> MapRegex:
+    """A map regex with its literal (none for a caseless one with non-ASCII bytes: PCRE folds
+    ASCII only, and so does `bytes.lower`, but keep to what is certain)."""
     anchored, literal, rest = leading_literal(_b(rx.source))
     if rx.caseless:
         if not literal.isascii():
-            return MapRegex(rx, entry, False, b"", False, False)
+            return MapRegex(rx, entry, True, False, b"", False, False)
         literal = literal.lower()
-    return MapRegex(rx, entry, anchored, literal, rest in (b"", b"$"), rest == b"$")
+    return MapRegex(rx, entry, rx.caseless, anchored, literal, rest in (b"", b"$"), rest == b"$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,13 +386,11 @@ class Map:
     source: Complex
     name: str
     hostnames: bool
-    volatile: bool
     exact: dict[bytes, Entry]
     head: Wild | None
     tail: Wild | None
     regexes: tuple[MapRegex, ...]
     default: Entry
-    d: Directive
 
     def find(self, r: Context, src: bytes) -> Entry:
         """`ngx_http_map_find` plus the default: the entry whose value the variable takes."""
@@ -405,7 +406,11 @@ class Map:
             return entry
         try:
             for rx in self.regexes:
-                if rx.search(r, src, low):
+                subject = low if rx.caseless else src
+                lit = rx.literal
+                if lit and not (subject.startswith(lit) if rx.anchored else lit in subject):
+                    continue
+                if rx.search(r, src, subject):
                     return rx.entry
         except RegexMatchError as e:
             r.notes.append(f"{e.message}: nginx logs an alert and ${self.name} takes the default value")
@@ -508,13 +513,11 @@ def _map(d: Directive, level: Level, cc: Compiler) -> None:
         source=source,
         name=var.name,
         hostnames=hostnames,
-        volatile=volatile,
         exact=keys.exact,
         head=head,
         tail=tail,
         regexes=tuple(regexes),
         default=default or Entry("no match, no default", _NO_DEFAULT, d.file, d.line),
-        d=d,
     )
     var.getter = m.get
     if volatile:

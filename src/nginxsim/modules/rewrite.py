@@ -15,8 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 from ..conf.directive import Directive
 from ..conf.spec import (
-    BLOCK, FLAG, HTTP_LIF, HTTP_LOC, HTTP_MAIN, HTTP_SIF, HTTP_SRV, NOARGS, ONEMORE, TAKE2, TAKE12, TAKE23,
-    DirectiveSpec, Merge,
+    BLOCK,
+    FLAG,
+    HTTP_LIF,
+    HTTP_LOC,
+    HTTP_MAIN,
+    HTTP_SIF,
+    HTTP_SRV,
+    NOARGS,
+    ONEMORE,
+    TAKE2,
+    TAKE12,
+    TAKE23,
+    DirectiveSpec,
+    Merge,
 )
 from ..errors import UndefinedBehavior
 from ..http.script import Complex, escape_args
@@ -69,20 +81,20 @@ class Rewrite:
             r.trace.add("rewrite", f"rewrite {self.d.args[0]} against $uri {_s(r.uri)}", "no match",
                         self.d.file, self.d.line)
             return NEXT
-        r.captures = m.captures
+        r.set_captures(self.regex, m)
         quote[0] = False
         if self.redirect:
-            loc = redirect_unescape(self.whole.eval(r, escape_captures=True))
+            loc = redirect_unescape(self.whole.eval(r, escape_captures=True, script=True))
             if self.add_args and r.args:
                 loc += (b"&" if self.args_part is not None else b"?") + r.args
             r.module_state["return"] = (self.redirect, loc, self.d)
             r.trace.add("rewrite", f"rewrite {self.d.args[0]} against $uri {_s(r.uri)}",
                         f"redirect {self.redirect} to {_s(loc)}", self.d.file, self.d.line)
             return FINAL
-        uri = self.uri_part.eval(r)
+        uri = self.uri_part.eval(r, script=True)
         if self.args_part is not None:
             quote.append(self.d)  # nginx's e->is_args stays set for the rest of this script
-            args = self.args_part.eval(r, escape_captures=True)
+            args = self.args_part.eval(r, escape_captures=True, script=True)
             if self.add_args and r.args:
                 args += b"&" + r.args
             r.args = args
@@ -115,7 +127,7 @@ class Set:
 
     def run(self, r: Context, quote: list[Any]) -> int:
         _refuse_leaked_escape(r, self.value, quote, self.d)
-        v = self.value.eval(r, escape_captures=quote[0])
+        v = self.value.eval(r, escape_captures=quote[0], script=True)
         r.set(self.var, v)
         r.trace.add("rewrite", f"set ${self.var.name}", _s(v), self.d.file, self.d.line)
         return NEXT
@@ -149,7 +161,7 @@ class If:
         op = self.op
         if op.startswith(("-", "!-")):
             assert self.value is not None
-            return _file_test(op, self.value.eval(r, escape_captures=quote))
+            return _file_test(op, self.value.eval(r, escape_captures=quote, script=True))
         assert self.var is not None
         v = r.get(self.var) or b""
         if not op:
@@ -157,13 +169,13 @@ class If:
         if op in ("=", "!="):
             assert self.value is not None
             _refuse_leaked_escape(r, self.value, quote_state, self.d)
-            return (v == self.value.eval(r, escape_captures=quote)) == (op == "=")
+            return (v == self.value.eval(r, escape_captures=quote, script=True)) == (op == "=")
         assert self.regex is not None
         m = self.regex.search(v)
         if m is None:
             r.captures = ()
             return op.startswith("!")
-        r.captures = m.captures
+        r.set_captures(self.regex, m)
         return not op.startswith("!")
 
     def run(self, r: Context, quote: list[Any]) -> int:
