@@ -204,3 +204,10 @@ def test_nothing_serves_is_404() -> None:
 def test_bad_request_input_is_an_error() -> None:
     with pytest.raises(nginxsim.RequestError):
         RETURNS.route("300.1.1.1", "http://a.test/")
+
+
+def test_root_at_http_level_is_inherited() -> None:
+    c = cfg("server { listen 80; location /x { } }", http="root /srv/site;")
+    d = c.route("1.2.3.4", "http://a.test/x/y")
+    assert d.status == 404
+    assert "/srv/site/x/y" in d.explain()

@@ -301,14 +301,15 @@ def _root(d: Directive, level: Level, cc: Compiler) -> tuple[str, Any, Directive
         if prev == d.name:
             raise error(d, f'"{d.name}" directive is duplicate')
         raise error(d, f'"{d.name}" directive is duplicate, "{prev}" directive was specified earlier')
-    loc: LocationConf = level.owner
-    if d.name == "alias" and loc.kind == "named":
+    loc: LocationConf | None = level.owner  # None at http level
+    if d.name == "alias" and loc is not None and loc.kind == "named":
         raise error(d, f'"alias" directive cannot be used inside the named location "{loc.name}"')
     path = d.args[0]
     if d.name == "root" and path.endswith("/") and len(path) > 1:
         path = path[:-1]
     # alias keeps the name length of the location it is written in: nested locations inherit it
-    return (d.name, cc.complex(path, d), d, loc.name_b, loc.regex is not None)
+    name_b, in_regex = (loc.name_b, loc.regex is not None) if loc is not None else (b"", False)
+    return (d.name, cc.complex(path, d), d, name_b, in_regex)
 
 
 COMMANDS = (
