@@ -313,3 +313,39 @@ def test_proxy_pass_uris_and_headers() -> None:
         assert d.upstream.headers.items_list() == list(sent.headers), req.url
         compared += 1
     assert compared > 250
+
+
+# -- URI normalisation and the request line -----------------------------------------------------
+
+URI_ATOMS = ["a", "b", "/", "//", ".", "..", "/./", "/../", "%2e", "%2E%2e", "%2F", "%2f", "%20", "%25", "%3F", "%23",
+             "%41", "%00", "%zz", "%2", "+", "#frag", "?", "?q=%20", "&", "%C3%A9", "~", "%7e"]
+
+
+@pytest.mark.parametrize("merge", ["on", "off"])
+def test_uri_normalisation(merge: str) -> None:
+    rng = random.Random(21 if merge == "on" else 22)
+    conf = ("events {}\nhttp {\nserver {\nlisten 80;\n" f"merge_slashes {merge};\n"
+            'location / { return 200 "uri=[$uri] args=[$args] ru=[$request_uri] is=[$is_args]"; }\n}\n}\n')
+    reqs = []
+    for _ in range(400):
+        target = "/" + "".join(rng.choice(URI_ATOMS) for _ in range(rng.randint(1, 6)))
+        reqs.append(OracleRequest(client="10.2.3.4", url="http://u.test" + target))
+    _check(conf, reqs, f"merge_slashes {merge}")
+
+
+def test_absolute_form_and_missing_host() -> None:
+    conf = ("events {}\nhttp {\n"
+            'server { listen 80; return 200 "default $host|$http_host|$uri|$request_uri"; }\n'
+            'server { listen 80; server_name abs.test; return 200 "abs $host|$http_host|$uri|$request_uri"; }\n'
+            'server { listen 80; server_name ""; return 200 "empty $host"; }\n}\n')
+    reqs = []
+    for url in ["http://abs.test/p?q", "http://Abs.Test:80/h/p?q", "http://abs.test", "http://abs.test?x=1",
+                "http://other.test/x", "ftp://abs.test/x"]:
+        for headers in ([], [("Host", "other.test")], [("Host", "a..b")]):
+            for version in ("1.1", "1.0"):
+                reqs.append(OracleRequest(client="10.2.3.5", url=url.replace("ftp://", "http://"), headers=headers,
+                                          http_version=version, absolute_form=True))
+    for version in ("1.0", "1.1"):
+        reqs.append(OracleRequest(client="10.2.3.5", url="http://x.test/none", http_version=version,
+                                  headers=[("Host", "")]))
+    _check(conf, reqs, "absolute form")
