@@ -184,7 +184,7 @@ class Decision:
         width = max((len(s.phase) for s in self.trace), default=0)
         for s in self.trace:
             where = f"  [{s.where}]" if s.file else ""
-            out.append(f"  {s.phase:<{width}}  {s.what}: {s.result}{where}")
+            out.append(f"  {s.phase:<{width}}  {_printable(s.what)}: {_printable(s.result)}{where}")
         out.append(self.summary())
         for n in self.notes:
             out.append(f"note: {n}")
@@ -209,6 +209,14 @@ class Decision:
         if self.file is not None:
             line += f" file {self.file}"
         return line
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in range(0x20)} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x7F: "\\x7f"}
+
+
+def _printable(text: str) -> str:
+    """One line per step: control characters (a `return` text's newline...) shown escaped."""
+    return text.translate(_CONTROL)
 
 
 def _place(p: Place | None) -> dict[str, Any] | None:
