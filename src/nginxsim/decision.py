@@ -141,8 +141,13 @@ class Decision:
     not_simulated: tuple[str, ...] = ()
     notes: Sequence[str] = ()
     redirects: int = 0
-    request: str = ""
+    describe_request: Callable[[], str] = field(default=lambda: "", repr=False)
     _variables: dict[str, str] | None = field(default=None, repr=False)
+
+    @property
+    def request(self) -> str:
+        """The client and request line, e.g. `128.32.1.5 GET / HTTP/1.1`."""
+        return self.describe_request()
 
     @property
     def variables(self) -> dict[str, str]:

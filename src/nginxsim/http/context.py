@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_URI_CHANGES = 10  # NGX_HTTP_MAX_URI_CHANGES
+# nginx's cached time when nothing is pinned: fixed, so unpinned $time_* / $msec are reproducible
+DEFAULT_CLOCK = _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc)
 VARIABLE_DEPTH = 100  # ngx_http_variable_depth
 
 
@@ -42,7 +44,7 @@ class Context:
         self.request = request
         self.trace = trace
         self.pinned = pinned
-        self.clock = _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc)
+        self.clock = DEFAULT_CLOCK
         self.header_map: dict[bytes, list[bytes]] = {}
         self.client: IPAddress | None = request.client
         self.client_port = request.client_port

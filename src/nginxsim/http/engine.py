@@ -472,7 +472,7 @@ def _decision(r: Context) -> Decision:
         not_simulated=loc.unsimulated_names,
         notes=r.notes,
         redirects=MAX_URI_CHANGES + 1 - r.uri_changes,
-        request=f"{_s(text_addr(req.client))} {_s(req.request_line)}",
+        describe_request=lambda: f"{_s(text_addr(req.client))} {_s(req.request_line)}",
     )
 
 
