@@ -349,3 +349,50 @@ def test_absolute_form_and_missing_host() -> None:
         reqs.append(OracleRequest(client="10.2.3.5", url="http://x.test/none", http_version=version,
                                   headers=[("Host", "")]))
     _check(conf, reqs, "absolute form")
+
+
+# -- error_page and add_header ------------------------------------------------------------------
+
+ERROR_PAGES_CONF = """
+events {}
+http {
+    add_header X-Http http always;
+    server {
+        listen 80;
+        error_page 404 /e404;
+        add_header X-Server srv;
+        location /plain { return 404; }
+        location /eq { error_page 404 = /ok; return 404; }
+        location /eqcode { error_page 404 =410 /ok; return 404; }
+        location /named { error_page 404 = @fallback; return 404; }
+        location /redir { error_page 404 https://elsewhere.test/x; return 404; }
+        location /redir301 { error_page 404 =301 /moved; return 404; }
+        location /args { error_page 404 /show?from=ep; return 404; }
+        location /text { error_page 404 /ok; return 404 "not intercepted"; }
+        location /chain { error_page 404 /plain; return 404; }
+        location /rec { recursive_error_pages on; error_page 404 /plain; return 404; }
+        location /hdr { add_header X-Loc loc; add_header X-Always always always; return 404; }
+        location /hdr200 { add_header X-Loc loc; return 200 "x"; }
+        location = /e404 { add_header X-Page e404 always; return 200 "page $uri $args $request_method"; }
+        location = /ok { return 200 "ok $uri"; }
+        location /show { return 200 "show $args"; }
+        location @fallback { return 200 "fallback $uri $request_method"; }
+    }
+}
+"""
+
+
+def test_error_pages_and_add_header() -> None:
+    reqs = []
+    for path in ["/plain", "/eq", "/eqcode", "/named", "/redir", "/redir301", "/args?a=1", "/text", "/chain", "/rec",
+                 "/hdr", "/hdr200", "/missing"]:
+        for method in ("GET", "POST"):
+            reqs.append(OracleRequest(client="10.3.3.3", url=f"http://ep.test{path}", method=method))
+    _check(ERROR_PAGES_CONF, reqs, "error_page")
+    cfg = nginxsim.load(text=ERROR_PAGES_CONF)
+    with Nginx(text=ERROR_PAGES_CONF) as ng:
+        responses = ng.request_many(reqs)
+    for req, resp in zip(reqs, responses, strict=True):
+        d = cfg.route(req.client, req.url, method=req.method)
+        for name in ("X-Http", "X-Server", "X-Loc", "X-Always", "X-Page"):
+            assert d.headers.get(name) == resp.header(name), (req.url, req.method, name)
