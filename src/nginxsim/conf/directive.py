@@ -26,6 +26,3 @@ class Directive:
     @property
     def where(self) -> str:
         return f"{self.file}:{self.line}"
-
-    def is_quoted(self, i: int) -> bool:
-        return i < len(self.quoted) and self.quoted[i]
