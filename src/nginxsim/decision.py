@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .http.trace import Step
+from .http.trace import Step, step
 
 
 class Headers(Mapping[str, str]):
@@ -161,7 +161,7 @@ class Decision:
     @property
     def trace(self) -> tuple[Step, ...]:
         """Every step taken, in order, each with the config place that drove it."""
-        return tuple(Step(*s) for s in self.steps)
+        return tuple(step(s) for s in self.steps)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict of every field."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +44,18 @@ class Trace:
     def add(self, phase: str, what: str, result: str, file: str | None = None, line: int | None = None) -> None:
         if self.enabled:
             self.steps.append((phase, what, result, file, line))
+
+    def later(self, phase: str, render: Callable[..., tuple[str, str]], args: tuple[Any, ...],
+              file: str | None = None, line: int | None = None) -> None:
+        """A step whose text is rendered only if someone reads the trace: `render(*args)` gives
+        (what, result). The args must be values that do not change afterwards."""
+        if self.enabled:
+            self.steps.append((phase, render, args, file, line))  # type: ignore[arg-type]
+
+
+def step(raw: StepTuple) -> Step:
+    """A recorded step as a Step, rendering a deferred one."""
+    phase, what, result, file, line = raw
+    if callable(what):
+        what, result = what(*result)
+    return Step(phase, what, result, file, line)

@@ -141,9 +141,12 @@ def _pass(r: Context, h: PassHandler) -> None:
         build=build, group_file=gfile, group_line=gline, candidates=candidates,
     )
     if r.trace.enabled:
-        r.trace.add("content", f"{h.d.name} {h.d.args[0]}",
-                    f"upstream {name}, peer {peer or 'not deterministic'}" + (f", uri {uri}" if uri else ""),
-                    h.d.file, h.d.line)
+        r.trace.later("content", _pass_step, (h, name, peer, uri), h.d.file, h.d.line)
+
+
+def _pass_step(h: PassHandler, name: str, peer: str | None, uri: str | None) -> tuple[str, str]:
+    result = f"upstream {name}, peer {peer or 'not deterministic'}" + (f", uri {uri}" if uri else "")
+    return f"{h.d.name} {h.d.args[0]}", result
 
 
 _PROXY_DEFAULTS = (("Host", None), ("Connection", b"close"), ("Content-Length", None),

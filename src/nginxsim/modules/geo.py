@@ -14,7 +14,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..conf.directive import Directive
 from ..conf.spec import BLOCK, HTTP_MAIN, TAKE12, DirectiveSpec, Merge
@@ -278,14 +278,17 @@ class Geo:
         return addr, shown
 
 
+def _step(name: str, shown: str, entry: Any) -> tuple[str, str]:
+    value = _s(entry.value) if entry.value else '""'
+    return f"geo ${name} for {shown}", f"{value} ({entry.net})"
+
+
 def _getter(geo: Geo) -> Getter:
     def get(r: Context) -> bytes | None:
         addr, shown = geo.address(r)
         entry = geo.find(addr)
         if r.trace.enabled:
-            value = _s(entry.value) if entry.value else '""'
-            r.trace.add("variable", f"geo ${geo.name} for {shown}", f"{value} ({entry.net})",
-                        entry.file, entry.line)
+            r.trace.later("variable", _step, (geo.name, shown, entry), entry.file, entry.line)
         return entry.value
 
     return get

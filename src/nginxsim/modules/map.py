@@ -428,9 +428,11 @@ class Map:
             r.notes.append(f"{e.message}: ${self.name} is not found")
             return None
         if r.trace.enabled:
-            r.trace.add("variable", f'map "{self.source.source}" = "{_s(src)}"',
-                        f'{_s(value) or EMPTY} ({entry.label})', entry.file, entry.line)
+            r.trace.later("variable", self._step, (src, value, entry), entry.file, entry.line)
         return value
+
+    def _step(self, src: bytes, value: bytes, entry: Entry) -> tuple[str, str]:
+        return f'map "{self.source.source}" = "{_s(src)}"', f"{_s(value) or EMPTY} ({entry.label})"
 
 
 _NO_DEFAULT = Complex("", (), b"")

@@ -114,18 +114,17 @@ class SplitClients:
             return b""
         h, part = self.part_for(key)
         if r.trace.enabled:
-            self._trace(r, key, h, part)
+            where = part if part is not None else self.d
+            r.trace.later("variable", self._step, (key, h, part), where.file, where.line)
         return part.value if part is not None else b""
 
-    def _trace(self, r: Context, key: bytes, h: int, part: Part | None) -> None:
+    def _step(self, key: bytes, h: int, part: Part | None) -> tuple[str, str]:
         what = f'split_clients "{self.key.source}" = "{_text(key)}"'
         if part is None:
             top = self.edges[-1] if self.edges else 0
-            r.trace.add("variable", what, f'"" (hash {h} in [{top}, {HASH_SPACE}): no part)',
-                        self.d.file, self.d.line)
-            return
+            return what, f'"" (hash {h} in [{top}, {HASH_SPACE}): no part)'
         value = _text(part.value) or '""'
-        r.trace.add("variable", what, f"{value} (hash {h} in [{part.lo}, {part.hi}))", part.file, part.line)
+        return what, f"{value} (hash {h} in [{part.lo}, {part.hi}))"
 
 
 def _text(b: bytes) -> str:
