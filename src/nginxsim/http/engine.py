@@ -129,13 +129,16 @@ class Prelude:
         self.finalize = finalize
 
     def apply(self, r: Context) -> None:
-        for name, value in zip(self._FIELDS, self.state, strict=True):
-            setattr(r, name, value)
-        for index, value in self.slots:
-            r.slots[index] = value
-        r.evaluated.extend(self.evaluated)
-        r.notes.extend(self.notes)
-        r.trace.steps.extend(self.steps)
+        (r.local_addr, r.addr_conf, r.server, r.loc, r.request_uri, r.quoted_uri, r.uri, r.args,
+         r.valid_unparsed_uri, r.host, r.captures, r.header_map, r.headers_in) = self.state
+        if self.slots:
+            for index, value in self.slots:
+                r.slots[index] = value
+            r.evaluated.extend(self.evaluated)
+        if self.notes:
+            r.notes.extend(self.notes)
+        if r.trace.enabled:
+            r.trace.steps.extend(self.steps)
 
 
 def _finalizer(f: Finalize) -> Any:
