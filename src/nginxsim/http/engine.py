@@ -460,22 +460,22 @@ def _decision(r: Context) -> Decision:
     up: Any = r.upstream
     loc = r.loc
     req = r.request
-    return Decision(
-        status=r.status,
-        body=_s(r.body) if r.body is not None else None,
-        headers=Headers(r.headers_out),
-        upstream=up if isinstance(up, Upstream) else None,
-        server=r.server.place,
-        location=loc.place,
-        collect_variables=lambda: _variables(r),
-        uri=_s(r.uri),
-        args=_s(r.args),
-        file=r.module_state.get("file"),
-        steps=r.trace.steps,
-        not_simulated=loc.unsimulated_names,
-        notes=r.notes,
-        redirects=MAX_URI_CHANGES + 1 - r.uri_changes,
-        describe_request=lambda: f"{_s(text_addr(req.client))} {_s(req.request_line)}",
+    return Decision(  # positional: this runs once per route (fields in Decision's order)
+        r.status,
+        _s(r.body) if r.body is not None else None,
+        Headers(r.headers_out),
+        up if isinstance(up, Upstream) else None,
+        r.server.place,
+        loc.place,
+        lambda: _variables(r),
+        _s(r.uri),
+        _s(r.args),
+        r.module_state.get("file"),
+        r.trace.steps,
+        loc.unsimulated_names,
+        r.notes,
+        MAX_URI_CHANGES + 1 - r.uri_changes,
+        lambda: f"{_s(text_addr(req.client))} {_s(req.request_line)}",
     )
 
 
