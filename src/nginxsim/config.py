@@ -56,7 +56,8 @@ class Config:
         "PROXY TCP4 203.0.113.7 10.0.0.1 51234 443" (`client` is then the proxy's address); whether
         the listen has `proxy_protocol` is not checked.
         """
-        key = (url, method, _frozen(headers), server_addr, http_version, absolute_form, proxy_protocol)
+        key = (url, method, _frozen(headers) if headers else (), server_addr, http_version, absolute_form,
+               proxy_protocol)
         known = self._requests.get(key)
         if known is None:
             template = prepare_request(url, method=method, headers=headers, server_addr=server_addr,
