@@ -136,10 +136,8 @@ def _pass(r: Context, h: PassHandler) -> None:
     else:
         uri, version = None, None
         build = lambda: (Headers(), _params(r, h.module))  # noqa: E731
-    r.upstream = Upstream(
-        protocol=h.protocol, name=name, peer=peer, uri=uri, method=method, http_version=version,
-        build=build, group_file=gfile, group_line=gline, candidates=candidates,
-    )
+    # positional, in Upstream's field order: this runs once per passed request
+    r.upstream = Upstream(h.protocol, name, peer, uri, method, version, build, gfile, gline, candidates)
     if r.trace.enabled:
         r.trace.later("content", _pass_step, (h, name, peer, uri), h.d.file, h.d.line)
 
