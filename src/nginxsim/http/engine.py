@@ -15,6 +15,7 @@ from ..errors import RequestError
 from ..modules import content, rewrite
 from ..regex import RegexMatchError
 from .context import MAX_URI_CHANGES, Context
+from .flow import Finalize, NamedJump, Redirect, count_uri_change, internal_redirect, named_location
 from .locations import DONE, find_location
 from .request import BadRequest, Request, normalize_uri, parse_request_line, validate_host
 from .script import NoBufferSpace
@@ -28,30 +29,6 @@ if TYPE_CHECKING:
 _REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))
 _LOCAL_DEFAULT = ipaddress.IPv4Address("127.0.0.1")
 _LOCAL_DEFAULT6 = ipaddress.IPv6Address("::1")
-
-
-class Redirect(Exception):
-    """An internal redirect: restart at SERVER_REWRITE with a new URI (`ngx_http_internal_redirect`)."""
-
-
-class NamedJump(Exception):
-    """A jump to a named location: restart at its REWRITE phase (`ngx_http_named_location`)."""
-
-
-class Finalize(Exception):
-    """Ends the phase walk with a status (nginx's `ngx_http_finalize_request(r, status)`).
-
-    `special` is False only for responses sent with a body (`return 200 "text"`): those never
-    reach `ngx_http_special_response_handler`, so `error_page` cannot intercept them.
-    """
-
-    def __init__(self, status: int, location: bytes | None = None, body: bytes | None = None,
-                 special: bool = True) -> None:
-        super().__init__(status)
-        self.status = status
-        self.location = location
-        self.body = body
-        self.special = special
 
 
 def route(plan: Plan, request: Request, *, pinned: dict[str, bytes] | None = None, trace: bool = True,
@@ -259,28 +236,6 @@ def _valid_header_name(name: bytes, underscores: bool) -> bool:
 # -- the phases -------------------------------------------------------------------------------
 
 
-def internal_redirect(r: Context, uri: bytes, args: bytes) -> None:
-    """`ngx_http_internal_redirect`: counts toward the 10 changes, then restarts the phases."""
-    _count_uri_change(r, f"internally redirecting to {_s(uri)}")
-    r.uri, r.args = uri, args
-    r.valid_unparsed_uri = False
-    r.loc = r.server.loc
-    raise Redirect
-
-
-def named_location(r: Context, name: str) -> None:
-    """`ngx_http_named_location`: $uri, $args and the method are kept; no location search."""
-    loc = r.server.loc.named.get(name)
-    if loc is None:
-        r.notes.append(f'could not find named location "{name}": 500')
-        raise Finalize(500)
-    _count_uri_change(r, f"jumping to named location {name}")
-    r.loc = loc
-    if r.trace.enabled:
-        r.trace.add("location", f"jump to {name}", loc.label, loc.file, loc.line)
-    raise NamedJump
-
-
 def _walk(r: Context) -> None:
     """`ngx_http_handler`: one pass from SERVER_REWRITE; an internal redirect starts another."""
     r.valid_location = True
@@ -296,7 +251,7 @@ def _walk_named(r: Context) -> None:
             _return(r)
         if not r.uri_changed:
             break
-        _count_uri_change(r, f"rewrite cycle while processing {_s(r.uri)}")
+        count_uri_change(r, f"rewrite cycle while processing {_s(r.uri)}")
         r.uri_changed = False
         _find_config(r)
     for handler in r.plan.preaccess:
@@ -314,14 +269,6 @@ def _server_rewrite(r: Context) -> None:
     if script and rewrite.run_script(r, script) == rewrite.FINAL:
         _return(r)
     r.uri_changed = False
-
-
-def _count_uri_change(r: Context, what: str) -> None:
-    r.uri_changes -= 1
-    r.internal = True
-    if r.uri_changes == 0:
-        r.notes.append(f"rewrite or internal redirection cycle ({what})")
-        raise Finalize(500)
 
 
 def _find_config(r: Context) -> None:

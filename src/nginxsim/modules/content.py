@@ -12,12 +12,13 @@ import ipaddress
 import os
 import stat
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..conf.directive import Directive
 from ..conf.spec import FLAG, HTTP_LOC, HTTP_MAIN, HTTP_SRV, ONEMORE, DirectiveSpec
 from ..decision import Headers, Upstream
 from ..errors import ConfigError
+from ..http.flow import Finalize, internal_redirect
 from ..plan import Compiler, Level, error
 from .base import Command, Module
 from .proxy import PassHandler, Target, escape_uri, find_group, flag_value, parse_target
@@ -43,13 +44,11 @@ def handler_of(r: Context) -> PassHandler | None:
 
 
 def run(r: Context) -> None:
-    from ..http.engine import Finalize, internal_redirect
-
     h = handler_of(r)
     if h is not None:
         _pass(r, h)
         return
-    _static(r, Finalize, internal_redirect)
+    _static(r)
 
 
 class Destination:
@@ -114,8 +113,6 @@ def resolve(r: Context, h: PassHandler) -> Destination:
 
 def _pass(r: Context, h: PassHandler) -> None:
     """Build the upstream request (`ngx_http_upstream_init_request` + `*_create_request`)."""
-    from ..http.engine import Finalize
-
     dest = resolve(r, h)
     if dest.failure is not None:
         r.notes.append(dest.failure[1])
@@ -217,7 +214,7 @@ def _root_path(r: Context) -> bytes:
     return base + r.uri
 
 
-def _static(r: Context, Finalize: type, internal_redirect: Any) -> None:
+def _static(r: Context) -> None:
     """Index for '/'-ending URIs, else the static handler; nothing found: 403/404."""
     if r.method not in (b"GET", b"HEAD", b"POST"):
         raise Finalize(405)
