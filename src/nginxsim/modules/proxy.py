@@ -26,10 +26,11 @@ from ..conf.spec import (
     Merge,
 )
 from ..http.script import Complex
+from ..http.variables import text_addr
 from ..plan import Compiler, Level, LocationConf, error
 from .base import Command, Module
 from .core import flag
-from .upstream import UpstreamGroup
+from .upstream import Peer, UpstreamGroup
 
 if TYPE_CHECKING:
     from ..http.context import Context
@@ -194,8 +195,6 @@ def resolve_groups(cc: Compiler) -> None:
         key = (t.host.lower(), port)
         group = implicit.get(key)
         if group is None:
-            from .upstream import Peer
-
             addr = t.host if t.host.startswith("unix:") else f"{t.host}:{port}"
             group = UpstreamGroup(t.host if t.port is None else f"{t.host}:{t.port}", False, port, [Peer(addr)])
             implicit[key] = group
@@ -277,8 +276,6 @@ def _proxy_port(r: Context) -> bytes | None:
 
 def _proxy_add_x_forwarded_for(r: Context) -> bytes | None:
     """Every X-Forwarded-For value (empty ones too), then $remote_addr, joined by ", "."""
-    from ..http.variables import text_addr
-
     xff = r.header_map.get(b"x_forwarded_for")
     addr = text_addr(r.client)
     return b", ".join([*xff, addr]) if xff else addr
