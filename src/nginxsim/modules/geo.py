@@ -252,43 +252,52 @@ class Geo:
             return self.v4.find(n & 0xFFFFFFFF)
         return self.v6.find(n) if self.v6 is not None else self.v4.find(INADDR_NONE)
 
-    def address(self, r: Context) -> tuple[Peer, str]:
+    def address(self, r: Context) -> tuple[Peer, Any]:
         """`ngx_http_geo_addr`: the client address, or `$src` parsed as a bare address; then, with
-        `proxy` lines and X-Forwarded-For headers, the address they lead to. The text says which
-        address it is, for the trace (empty when the trace is off)."""
-        tracing = r.trace.enabled
+        `proxy` lines and X-Forwarded-For headers, the address they lead to. The second value is
+        where it came from, for the trace: the address before X-Forwarded-For, or
+        `(NO_ADDRESS, $src value)` when `$src` is not found or no address."""
         if self.source is None:
             addr: Peer = r.client
         else:
             value = r.get(self.source)
             addr = parse_addr(value) if value is not None else None
             if addr is None:
-                shown = "(not found)" if value is None else f'"{_s(value)}"'
-                return None, f"{shown} (not an address: 255.255.255.255)" if tracing else ""
+                return None, (NO_ADDRESS, value)
         given = addr
         if self.proxies:
             xff = header_values(r, b"x-forwarded-for")
             if xff:
                 _, addr, _ = forwarded_addr(addr, 0, xff, False, self.proxies, self.proxy_recursive)
-        if not tracing:
-            return addr, ""
-        shown = _s(text_addr(addr))
-        if addr != given:
-            shown += f" (from X-Forwarded-For, via {_s(text_addr(given))})"
-        return addr, shown
+        return addr, given
 
 
-def _step(name: str, shown: str, entry: Any) -> tuple[str, str]:
+NO_ADDRESS = object()
+
+
+def _shown(addr: Peer, origin: Any) -> str:
+    """Which address geo looked up, as the trace says it."""
+    if isinstance(origin, tuple) and origin[0] is NO_ADDRESS:
+        value = origin[1]
+        shown = "(not found)" if value is None else f'"{_s(value)}"'
+        return f"{shown} (not an address: 255.255.255.255)"
+    text = _s(text_addr(addr))
+    if addr != origin:
+        text += f" (from X-Forwarded-For, via {_s(text_addr(origin))})"
+    return text
+
+
+def _step(name: str, addr: Peer, origin: Any, entry: Any) -> tuple[str, str]:
     value = _s(entry.value) if entry.value else '""'
-    return f"geo ${name} for {shown}", f"{value} ({entry.net})"
+    return f"geo ${name} for {_shown(addr, origin)}", f"{value} ({entry.net})"
 
 
 def _getter(geo: Geo) -> Getter:
     def get(r: Context) -> bytes | None:
-        addr, shown = geo.address(r)
+        addr, origin = geo.address(r)
         entry = geo.find(addr)
         if r.trace.enabled:
-            r.trace.later("variable", _step, (geo.name, shown, entry), entry.file, entry.line)
+            r.trace.later("variable", _step, (geo.name, addr, origin, entry), entry.file, entry.line)
         return entry.value
 
     return get
