@@ -64,7 +64,7 @@ class Config:
                                        http_version=http_version, absolute_form=absolute_form,
                                        proxy_protocol=proxy_protocol)
             known = _remember(self._requests, key, (template, {}))
-        req = known[0].with_client(parse_address(client))
+        req = known[0].with_client(parse_address(client), text=client)
         pins = {k: v.encode() for k, v in pinned.items()} if pinned else {}
         return _route(self.plan, req, pinned=pins, trace=trace, preludes=known[1])
 

@@ -52,11 +52,14 @@ class Request:
     headers: tuple[tuple[bytes, bytes], ...]
     url_host: bytes | None  # host of the URL the caller gave (becomes Host unless headers carry one)
     proxy_protocol: ProxyProtocol | None = None  # the PROXY header read before the request
+    client_text: bytes | None = None  # the client as nginx prints it, when the caller's text is that
 
-    def with_client(self, client: IPAddress | None, client_port: int = 50000) -> Request:
-        """The same request from another client (the template Config.route caches)."""
+    def with_client(self, client: IPAddress | None, client_port: int = 50000, text: str | None = None) -> Request:
+        """The same request from another client (the template Config.route caches). `text` is the
+        caller's spelling of an IPv4 client, which inet_pton accepted, so it is nginx's too."""
         return Request(client, client_port, self.server_addr, self.server_port, self.scheme, self.method,
-                       self.target, self.http_version, self.headers, self.url_host, self.proxy_protocol)
+                       self.target, self.http_version, self.headers, self.url_host, self.proxy_protocol,
+                       text.encode() if text is not None and client is not None and client.version == 4 else None)
 
     @property
     def request_line(self) -> bytes:

@@ -219,6 +219,9 @@ def _request_method(r: Context) -> bytes | None:
 
 
 def _remote_addr(r: Context) -> bytes | None:
+    req = r.request
+    if r.client is req.client and req.client_text is not None:  # not replaced by realip
+        return req.client_text
     return text_addr(r.client)
 
 
