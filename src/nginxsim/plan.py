@@ -194,6 +194,7 @@ class Compiler:
         self.state: dict[str, Any] = {}  # per-module compile state (e.g. implicit upstream groups)
         self.finishers: list[Any] = []  # callables run after merging, in registration order
         self.warnings: list[str] = []  # what `nginx -t` prints as [warn], in reading order
+        self.complexes: list[Complex] = []  # strings with variables, settled once all are known
         self.hostname = socket.gethostname().lower().encode()
         self.modules = tuple(modules)
         for m in modules:
@@ -226,7 +227,10 @@ class Compiler:
 
     # -- helpers for module handlers --------------------------------------------------------------
     def complex(self, text: str, d: Directive) -> Complex:
-        return compile_complex(text, self.variables, d)
+        c = compile_complex(text, self.variables, d)
+        if c.const is None:
+            self.complexes.append(c)
+        return c
 
     def warn(self, d: Directive, message: str) -> None:
         """A `[warn]` nginx logs while reading `d` (`ngx_conf_log_error(NGX_LOG_WARN, ...)`)."""
@@ -302,6 +306,8 @@ def build_plan(tree: ConfTree, modules: Sequence[Module], inert: frozenset[str])
         if m.finish is not None:
             m.finish(cc)
     cc.variables.freeze()
+    for c in cc.complexes:
+        c.settle()
     warnings = list(cc.warnings)
     addresses = build_addresses(cc.servers, warnings)
     return Plan(

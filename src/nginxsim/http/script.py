@@ -43,6 +43,13 @@ class Complex:
     parts: tuple[tuple[int, object], ...]
     const: bytes | None
     variables: tuple[Variable, ...] = ()
+    plain: bool = False  # no captures, only cacheable variables: one concatenation, no flush, no recopy
+
+    def settle(self) -> None:
+        """Once every variable is resolved (`build_plan`): mark the strings that need none of
+        nginx's flush/recopy subtleties, so `eval` can take the short way."""
+        plain = all(kind == _VAR and val.cacheable or kind == _LIT for kind, val in self.parts)  # type: ignore[attr-defined]
+        object.__setattr__(self, "plain", plain)
 
     @property
     def has_captures(self) -> bool:
@@ -55,6 +62,9 @@ class Complex:
         ARGS-escaped when asked and the URI was quoted."""
         if self.const is not None:
             return self.const
+        if self.plain:  # equivalent to the general path when nothing is volatile or captured
+            get_indexed = r.get_indexed
+            return b"".join([val if kind == _LIT else get_indexed(val) or b"" for kind, val in self.parts])  # type: ignore[misc, arg-type]
         if r.volatile and not script:
             for var in self.variables:
                 if not var.cacheable:
