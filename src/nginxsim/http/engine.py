@@ -83,9 +83,9 @@ def _start_memo(r: Context, preludes: dict[Any, Any]) -> None:
         prelude = preludes[key] = Prelude(r, finalize)
     else:
         prelude.apply(r)
-    f = prelude.finalize
-    if f is not None:  # a fresh exception each time: re-raising one object would grow its traceback
-        raise Finalize(f.status, f.location, f.body, f.special)
+    done = prelude.finalize
+    if done is not None:  # a fresh exception each time: re-raising one object would grow its traceback
+        raise Finalize(done.status, done.location, done.body, done.special)
     _post_read(r)
 
 

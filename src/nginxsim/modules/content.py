@@ -76,7 +76,7 @@ class Destination:
         self.target = target
         self.group = group
         if group is not None:
-            pick = group.first_pick()
+            pick = group.pick(r) if group.deterministic and not group.client_dependent else None
             self.peer = pick.address if pick is not None else None
             self.candidates = tuple(p.address for p in group.peers if not p.down)
             self.name = group.name
@@ -118,6 +118,14 @@ def _pass(r: Context, h: PassHandler) -> None:
         r.notes.append(dest.failure[1])
         raise Finalize(dest.failure[0])
     target, name, peer = dest.target, dest.name, dest.peer
+    group = dest.group
+    if group is not None and group.deterministic:
+        if group.client_dependent:  # ip_hash / hash: the peer depends on this request
+            pick = group.pick(r)
+            peer = pick.address if pick is not None else None
+        if peer is None:
+            r.notes.append(f'no live upstreams while connecting to upstream "{group.name}": 502')
+            raise Finalize(502)
     candidates, gfile, gline = dest.candidates, dest.gfile, dest.gline
     r.module_state["proxy_host"] = dest.proxy_host
     r.module_state["proxy_port"] = dest.proxy_port
