@@ -211,3 +211,23 @@ def test_root_at_http_level_is_inherited() -> None:
     d = c.route("1.2.3.4", "http://a.test/x/y")
     assert d.status == 404
     assert "/srv/site/x/y" in d.explain()
+
+
+def test_upstream_pick_for_agrees_with_route() -> None:
+    import ipaddress
+
+    c = cfg("""
+        upstream iph { ip_hash; server 10.0.0.1:80; server 10.0.0.2:80 weight=2; server 10.0.0.3:80 down; }
+        upstream hsh { hash $arg_k consistent; server 10.0.0.1:80; server 10.0.0.2:80 weight=2; }
+        server { listen 80; location /i { proxy_pass http://iph; } location /h { proxy_pass http://hsh; } }
+    """)
+    for n in range(50):
+        client = f"10.{n}.{n * 7 % 256}.9"
+        d = c.route(client, "http://a.test/i")
+        peer = c.upstream("IPH").pick_for(client=ipaddress.ip_address(client))
+        assert d.upstream is not None and peer is not None and d.upstream.peer == peer.address
+        d = c.route(client, f"http://a.test/h?k=key{n}")
+        peer = c.upstream("hsh").pick_for(key=f"key{n}".encode())
+        assert d.upstream is not None and peer is not None and d.upstream.peer == peer.address
+    with pytest.raises(KeyError):
+        c.upstream("nope")

@@ -11,6 +11,7 @@ from .decision import Decision
 from .http.engine import route as _route
 from .http.request import Request, parse_address, prepare_request
 from .modules import INERT, MODULES
+from .modules.upstream import UpstreamGroup
 from .plan import Plan, build_plan
 
 
@@ -27,6 +28,15 @@ class Config:
     def files(self) -> tuple[str, ...]:
         """Every file the config read (main file and includes), in order."""
         return self.plan.tree.files
+
+    def upstream(self, name: str) -> UpstreamGroup:
+        """An `upstream {}` group by name (case-insensitive, as nginx looks them up), for direct
+        questions: `cfg.upstream("api").pick_for(key=b"user42")`."""
+        group: UpstreamGroup | None = self.plan.upstreams.get(name.lower())
+        if group is None:
+            known = ", ".join(sorted(g.name for g in self.plan.upstreams.values())) or "none"
+            raise KeyError(f"no upstream {name!r} in this config (upstreams: {known})")
+        return group
 
     @property
     def warnings(self) -> tuple[str, ...]:

@@ -63,27 +63,33 @@ class UpstreamGroup:
     def deterministic(self) -> bool:
         return self.balancer != "random" or sum(1 for p in self.peers if not p.backup and not p.down) <= 1
 
-    def pick(self, r: Context | None = None) -> Peer | None:
+    def pick(self, r: Context) -> Peer | None:
+        """The peer a fresh worker sends this request to (see `pick_for`)."""
+        key = self.key.eval(r) if self.key is not None else b""
+        return self.pick_for(r.client, key)
+
+    def pick_for(self, client: Any = None, key: bytes = b"") -> Peer | None:
         """The peer a fresh worker (`worker_processes 1`, all peers healthy but `down` ones)
-        sends this request to; None when no peer is live ("no live upstreams", 502) or the
-        choice is random. `r` gives the client address (`ip_hash`) or the key (`hash`)."""
+        picks for a client address (`ip_hash`; an `ipaddress` object, None for a unix peer) or an
+        evaluated key (`hash`); None when no peer is live ("no live upstreams", 502) or the
+        choice is random."""
         primaries = [p for p in self.peers if not p.backup]
-        i = self._pick_primary(primaries, r)
+        i = self._pick_primary(primaries, client, key)
         if i is not None:
             return primaries[i]
         backups = [p for p in self.peers if p.backup]
         j = swrr_first(backups)
         return backups[j] if j is not None else None
 
-    def _pick_primary(self, peers: list[Peer], r: Context | None) -> int | None:
+    def _pick_primary(self, peers: list[Peer], client: Any, key: bytes) -> int | None:
         if len(peers) == 1 and len(self.peers) == 1:  # `single`: the balancer is never asked
             return None if peers[0].down else 0
-        if self.balancer == "ip_hash" and r is not None:
-            return ip_hash_pick(peers, r.client)
-        if self.balancer == "hash" and r is not None and self.key is not None:
-            return hash_pick(peers, self.key.eval(r))
-        if self.balancer == "hash consistent" and r is not None and self.key is not None:
-            return chash_pick(peers, self.points, self.key.eval(r))
+        if self.balancer == "ip_hash":
+            return ip_hash_pick(peers, client)
+        if self.balancer == "hash":
+            return hash_pick(peers, key)
+        if self.balancer == "hash consistent":
+            return chash_pick(peers, self.points, key)
         if self.balancer == "random":
             live = [i for i, p in enumerate(peers) if not p.down]
             return live[0] if len(live) == 1 else None
