@@ -56,6 +56,7 @@ class Config:
         pinned: Mapping[str, str] | None = None,
         trace: bool = True,
         proxy_protocol: str | None = None,
+        down: Iterable[str] = (),
     ) -> Decision:
         """What nginx does with this request from `client` (the TCP peer address).
 
@@ -64,7 +65,8 @@ class Config:
         nondeterministic variables (`request_id`, `msec`, `time_local`...). `proxy_protocol` is the
         PROXY protocol v1 line a `listen ... proxy_protocol` socket reads first, e.g.
         "PROXY TCP4 203.0.113.7 10.0.0.1 51234 443" (`client` is then the proxy's address); whether
-        the listen has `proxy_protocol` is not checked.
+        the listen has `proxy_protocol` is not checked. `down` names upstream peers (as written
+        in `server` lines) to treat as down: what nginx does if they fail.
         """
         key = (url, method, _frozen(headers) if headers else (), server_addr, http_version, absolute_form,
                proxy_protocol)
@@ -76,7 +78,8 @@ class Config:
             known = _remember(self._requests, key, (template, {}))
         req = known[0].with_client(parse_address(client), text=client)
         pins = {k: v.encode() for k, v in pinned.items()} if pinned else {}
-        return _route(self.plan, req, pinned=pins, trace=trace, preludes=known[1])
+        return _route(self.plan, req, pinned=pins, trace=trace, preludes=known[1],
+                      down=frozenset(down) if down else frozenset())
 
 
 _MEMO_SIZE = 4096

@@ -95,3 +95,23 @@ def test_hash_consistent_with_real_backends() -> None:
             status, body = ng.get(f"/?k={key}".encode())
             d = cfg.route("10.0.0.1", f"http://a.test:8080/?k={key}")
             assert d.upstream is not None and (status, body.decode()) == (200, d.upstream.peer), key
+
+
+def test_what_if_a_peer_is_down() -> None:
+    """route(down=...) answers as nginx does with those peers marked `down` in the config."""
+    base = ("events {{}}\nhttp {{\n"
+            "upstream rr {{ server 10.0.0.1:80 weight=5{a}; server 10.0.0.2:80{b}; server 10.0.0.9:80 backup; }}\n"
+            "upstream iph {{ ip_hash; server 10.0.0.1:80{a}; server 10.0.0.2:80{b}; }}\n"
+            "server {{ listen 80; location /rr {{ proxy_pass http://rr; }}\n"
+            "location /iph {{ proxy_pass http://iph; }} }}\n}}\n")
+    healthy = nginxsim.load(text=base.format(a="", b=""))
+    for down in ({"10.0.0.1:80"}, {"10.0.0.2:80"}, {"10.0.0.1:80", "10.0.0.2:80"}):
+        marked = base.format(a=" down" if "10.0.0.1:80" in down else "", b=" down" if "10.0.0.2:80" in down else "")
+        for path, client in (("rr", "10.9.9.9"), ("iph", "10.1.2.3"), ("iph", "192.0.2.77")):
+            req = OracleRequest(client, f"http://b.test/{path}")
+            with Nginx(text=marked) as ng:
+                resp = ng.request(req)
+            d = healthy.route(client, req.url, down=down)
+            nginx_peer = resp.upstream.peer if resp.upstream is not None else None
+            assert (d.upstream.peer if d.upstream else None, d.status) == (
+                nginx_peer, None if nginx_peer else resp.status), (down, path, client)

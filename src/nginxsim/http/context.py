@@ -36,7 +36,7 @@ class Context:
         "uri", "args", "method", "valid_unparsed_uri", "internal", "uri_changed", "uri_changes",
         "loc", "captures", "slots", "status", "headers_out", "body", "upstream", "error_page_used",
         "notes", "valid_location", "module_state", "addr_conf", "headers_in", "evaluated", "err_status",
-        "depth", "volatile",
+        "depth", "volatile", "down",
     )
 
     def __init__(self, plan: Plan, request: Request, trace: Trace, pinned: dict[str, bytes]) -> None:
@@ -79,6 +79,7 @@ class Context:
         self.evaluated: list[Variable] = []  # in order of first evaluation, for the Decision
         self.depth = VARIABLE_DEPTH  # ngx_http_variable_depth: getters that may still nest
         self.volatile: dict[int, bytes | None] = {}  # non-cacheable values, until flushed
+        self.down: frozenset[str] = frozenset()  # upstream peers the caller asks to treat as down
 
     def get(self, var: Variable) -> bytes | None:
         """`ngx_http_get_flushed_variable`: cached values stay frozen for the whole request,

@@ -32,13 +32,15 @@ _LOCAL_DEFAULT6 = ipaddress.IPv6Address("::1")
 
 
 def route(plan: Plan, request: Request, *, pinned: dict[str, bytes] | None = None, trace: bool = True,
-          preludes: dict[Any, Any] | None = None) -> Decision:
+          preludes: dict[Any, Any] | None = None, down: frozenset[str] = frozenset()) -> Decision:
     """Run one request through the plan and describe what nginx does.
 
     `preludes` memoises, for one request template (all but the client), what happens before
     the first phase: it depends only on the request and the client's address family.
     """
     r = Context(plan, request, Trace(trace), pinned or {})
+    if down:
+        r.down = down
     step: Any = _start if preludes is None else (lambda r: _start_memo(r, preludes))
     while True:
         try:

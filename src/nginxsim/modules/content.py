@@ -76,7 +76,8 @@ class Destination:
         self.target = target
         self.group = group
         if group is not None:
-            pick = group.pick(r) if group.deterministic and not group.client_dependent else None
+            # memoised per URL: the choice of a balancer that looks at neither client nor key
+            pick = group.pick_for() if group.deterministic and not group.client_dependent else None
             self.peer = pick.address if pick is not None else None
             self.candidates = tuple(p.address for p in group.peers if not p.down)
             self.name = group.name
@@ -120,7 +121,7 @@ def _pass(r: Context, h: PassHandler) -> None:
     target, name, peer = dest.target, dest.name, dest.peer
     group = dest.group
     if group is not None and group.deterministic:
-        if group.client_dependent:  # ip_hash / hash: the peer depends on this request
+        if group.client_dependent or r.down:  # ip_hash / hash / a what-if: depends on this request
             pick = group.pick(r)
             peer = pick.address if pick is not None else None
         if peer is None:

@@ -9,7 +9,7 @@ are named so the Decision can say the peer is not simulated yet.
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..conf.directive import Directive
@@ -66,18 +66,21 @@ class UpstreamGroup:
     def pick(self, r: Context) -> Peer | None:
         """The peer a fresh worker sends this request to (see `pick_for`)."""
         key = self.key.eval(r) if self.key is not None else b""
-        return self.pick_for(r.client, key)
+        return self.pick_for(r.client, key, r.down)
 
-    def pick_for(self, client: Any = None, key: bytes = b"") -> Peer | None:
+    def pick_for(self, client: Any = None, key: bytes = b"", down: frozenset[str] = frozenset()) -> Peer | None:
         """The peer a fresh worker (`worker_processes 1`, all peers healthy but `down` ones)
         picks for a client address (`ip_hash`; an `ipaddress` object, None for a unix peer) or an
         evaluated key (`hash`); None when no peer is live ("no live upstreams", 502) or the
-        choice is random."""
-        primaries = [p for p in self.peers if not p.backup]
+        choice is random. `down`: addresses to treat as down too ("what if this peer fails?")."""
+        peers = self.peers
+        if down:
+            peers = [replace(p, down=True) if p.address in down else p for p in peers]
+        primaries = [p for p in peers if not p.backup]
         i = self._pick_primary(primaries, client, key)
         if i is not None:
             return primaries[i]
-        backups = [p for p in self.peers if p.backup]
+        backups = [p for p in peers if p.backup]
         j = swrr_first(backups)
         return backups[j] if j is not None else None
 
