@@ -192,7 +192,6 @@ class Compiler:
         self.upstreams: dict[str, Any] = {}
         self.http_level: Level | None = None
         self.state: dict[str, Any] = {}  # per-module compile state (e.g. implicit upstream groups)
-        self.finishers: list[Any] = []  # callables run after merging, in registration order
         self.warnings: list[str] = []  # what `nginx -t` prints as [warn], in reading order
         self.complexes: list[Complex] = []  # strings with variables, settled once all are known
         self.hostname = socket.gethostname().lower().encode()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..decision import Decision, Headers, Upstream
 from ..errors import RequestError
 from ..modules import content, rewrite
+from ..modules.proxy import escape_uri
 from ..regex import RegexMatchError
 from .context import MAX_URI_CHANGES, Context
 from .flow import Finalize, NamedJump, Redirect, count_uri_change, internal_redirect, named_location
@@ -145,7 +146,7 @@ def _connection(r: Context) -> None:
     r.server = default
     r.loc = default.loc
     if r.trace.enabled:
-        r.trace.add("connection", f"{req.scheme} to {_addr(r.local_addr)}:{req.server_port}",
+        r.trace.add("connection", f"{req.scheme} to {_s(text_addr(r.local_addr))}:{req.server_port}",
                     f"listen {ac.text}, default server {default.label}", default.file, default.line)
 
 
@@ -301,7 +302,7 @@ def _find_config(r: Context) -> None:
         r.trace.add("location", loc.label, "internal location, request is external: 404", loc.file, loc.line)
         raise Finalize(404)
     if found.status == DONE:
-        target = content.escape_location(loc.name_b) + (b"?" + r.args if r.args else b"")
+        target = escape_uri(loc.name_b) + (b"?" + r.args if r.args else b"")
         r.trace.add("location", loc.label, "301 to add the trailing slash", loc.file, loc.line)
         raise Finalize(301, target)
     if loc.limit_except is not None:
@@ -385,7 +386,7 @@ def _absolute_location(r: Context, location: bytes) -> bytes:
     elif r.host:
         host = r.host
     else:
-        host = _addr(r.local_addr).encode()
+        host = text_addr(r.local_addr)  # ngx_connection_local_sockaddr, printed without a port
     scheme = r.request.scheme
     port = r.request.server_port
     default_port = 443 if scheme == "https" else 80
@@ -427,10 +428,6 @@ def _decision(r: Context) -> Decision:
         MAX_URI_CHANGES + 1 - r.uri_changes,
         lambda: f"{_s(text_addr(req.client))} {_s(req.request_line)}",
     )
-
-
-def _addr(a: Any) -> str:
-    return str(a) if a is not None else "unix:"
 
 
 def _s(b: bytes) -> str:

@@ -27,11 +27,6 @@ if TYPE_CHECKING:
     from ..http.context import Context
 
 
-def escape_location(name: bytes) -> bytes:
-    """The auto-redirect Location: the location name escaped like a URI."""
-    return escape_uri(name)
-
-
 def handler_of(r: Context) -> PassHandler | None:
     """The content handler in force: an `if`/`limit_except` block inherits its location's."""
     loc = r.loc
