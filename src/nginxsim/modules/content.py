@@ -209,10 +209,8 @@ def _params(r: Context, module: str) -> Headers:
 
 def _root_path(r: Context) -> bytes:
     """`ngx_http_map_uri_to_path`: root + $uri, or alias + what follows the location name."""
-    kind, value, _, name_b, in_regex = r.loc.conf.get("root", ("root", None, None, b"", False))
-    base = value.eval(r) if value is not None else b"html"
-    if not base.startswith(b"/"):
-        base = os.path.join(r.plan.tree.prefix.encode(), base)
+    kind, _, _, name_b, in_regex = r.loc.conf.get("root", _DEFAULT_ROOT)
+    base = _document_root(r)
     if kind == "alias":
         return base if in_regex else base + r.uri[len(name_b) :]
     return base + r.uri
@@ -268,8 +266,12 @@ def _s(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
-def _document_root(r: Context) -> bytes | None:
-    kind, value, _, _, _ = r.loc.conf.get("root", ("root", None, None, b"", False))
+_DEFAULT_ROOT = ("root", None, None, b"", False)  # `root html` under the prefix
+
+
+def _document_root(r: Context) -> bytes:
+    """`$document_root`: the evaluated root or alias, made absolute against the prefix."""
+    value = r.loc.conf.get("root", _DEFAULT_ROOT)[1]
     base = value.eval(r) if value is not None else b"html"
     return base if base.startswith(b"/") else os.path.join(r.plan.tree.prefix.encode(), base)
 
