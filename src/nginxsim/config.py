@@ -8,7 +8,7 @@ from typing import Any
 from . import conf
 from .conf.spec import DirectiveSpec
 from .decision import Decision
-from .http.engine import route as _route
+from .http import replay
 from .http.request import Request, parse_address, prepare_request
 from .modules import INERT, MODULES
 from .modules.upstream import UpstreamGroup
@@ -22,7 +22,7 @@ class Config:
         self.plan = plan
         # Memo of pure work per distinct request (everything but the client): the parsed request
         # and the engine's preludes (request line, Host, server choice). Bounded; see _remember.
-        self._requests: dict[tuple[object, ...], tuple[Request, dict[object, object]]] = {}
+        self._requests: dict[tuple[object, ...], tuple[Request, dict[Any, Any], dict[Any, replay.Node]]] = {}
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -75,14 +75,14 @@ class Config:
             template = prepare_request(url, method=method, headers=headers, server_addr=server_addr,
                                        http_version=http_version, absolute_form=absolute_form,
                                        proxy_protocol=proxy_protocol)
-            known = _remember(self._requests, key, (template, {}))
-        req = known[0].with_client(parse_address(client), text=client)
+            known = _remember(self._requests, key, (template, {}, {}))
         pins = {k: v.encode() for k, v in pinned.items()} if pinned else {}
-        return _route(self.plan, req, pinned=pins, trace=trace, preludes=known[1],
-                      down=frozenset(down) if down else frozenset())
+        return replay.route(self.plan, known, parse_address(client), client, pins, trace,
+                            frozenset(down) if down else _NONE_DOWN)
 
 
 _MEMO_SIZE = 4096
+_NONE_DOWN: frozenset[str] = frozenset()
 
 
 def _remember(memo: dict[Any, Any], key: Any, value: Any) -> Any:

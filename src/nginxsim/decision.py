@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .http.trace import Step, step
+from .http.trace import Step, StepTuple, step
 
 
 class Headers(Mapping[str, str]):
@@ -137,7 +137,8 @@ class Decision:
     uri: str
     args: str
     file: str | None = None
-    steps: list[tuple[str, str, str, str | None, int | None]] = field(default_factory=list, repr=False)
+    # the recorded steps, or what computes them (a decision shared between clients: http/replay.py)
+    steps: list[StepTuple] | Callable[[], list[StepTuple]] = field(default_factory=list, repr=False)
     not_simulated: tuple[str, ...] = ()
     notes: Sequence[str] = ()
     redirects: int = 0
@@ -161,7 +162,11 @@ class Decision:
     @property
     def trace(self) -> tuple[Step, ...]:
         """Every step taken, in order, each with the config place that drove it."""
-        return tuple(step(s) for s in self.steps)
+        return tuple(step(s) for s in self.trace_steps())
+
+    def trace_steps(self) -> list[StepTuple]:
+        """The steps as recorded (deferred ones not rendered yet)."""
+        return self.steps() if callable(self.steps) else self.steps
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict of every field."""

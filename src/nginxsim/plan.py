@@ -18,6 +18,7 @@ from .conf.directive import Directive
 from .conf.spec import Merge
 from .decision import Place
 from .errors import ConfigError
+from .http.files import RealFiles
 from .http.script import Complex, compile_complex
 from .http.variables import VariableTable, register_builtins
 from .modules.base import Command, Module
@@ -167,6 +168,7 @@ class Plan:
     header_filters: tuple[Any, ...] = ()
     warnings: tuple[str, ...] = ()
     modules_state: dict[str, Any] = field(default_factory=dict)
+    files: RealFiles = field(default_factory=RealFiles)  # what stat and realpath answer
     # Memo of the location search, a pure function of (server, $uri): see engine._find_config.
     location_memo: dict[tuple[int, bytes, bool], Any] = field(default_factory=dict)
 

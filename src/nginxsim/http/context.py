@@ -10,6 +10,7 @@ import datetime as _dt
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
+from .files import FileInfo
 from .request import Request
 from .variables import UNSET, Variable
 
@@ -136,6 +137,13 @@ class Context:
                 c = m.captures[index]
                 self.slots[var.index] = c if c is not None else b""  # unset group: empty, found
                 self.evaluated.append(var)
+
+    def stat(self, path: bytes) -> FileInfo | None:
+        """The file system, as the plan's file view answers (see http/files.py)."""
+        return self.plan.files.stat(path)
+
+    def realpath(self, path: bytes) -> bytes:
+        return self.plan.files.realpath(path)
 
     def note_unsimulated(self, what: str) -> None:
         note = f"{what} has no value in a simulation (it comes from the response, TLS or timing)"

@@ -39,7 +39,12 @@ def route(plan: Plan, request: Request, *, pinned: dict[str, bytes] | None = Non
     `preludes` memoises, for one request template (all but the client), what happens before
     the first phase: it depends only on the request and the client's address family.
     """
-    r = Context(plan, request, Trace(trace), pinned or {})
+    return run(Context(plan, request, Trace(trace), pinned or {}), preludes, down)
+
+
+def run(r: Context, preludes: dict[Any, Any] | None = None, down: frozenset[str] = frozenset()) -> Decision:
+    """`route` for a Context made by the caller (a replay.Recorder watches what it reads)."""
+    plan = r.plan
     if down:
         r.down = down
     step: Any = _start if preludes is None else (lambda r: _start_memo(r, preludes))
@@ -74,7 +79,8 @@ def _post_read(r: Context) -> None:
 
 
 def _start_memo(r: Context, preludes: dict[Any, Any]) -> None:
-    key = (r.client.version if r.client is not None else 4, r.trace.enabled)
+    client = r.request.client  # only its family: reading r.client would count as reading the client
+    key = (client.version if client is not None else 4, r.trace.enabled)
     prelude = preludes.get(key)
     if prelude is None:
         finalize = None

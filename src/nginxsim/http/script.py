@@ -55,6 +55,11 @@ class Complex:
     def has_captures(self) -> bool:
         return any(k == _CAP for k, _ in self.parts)
 
+    def pieces(self) -> list[bytes | Variable]:
+        """Its literal texts and variables in order (for a string without captures)."""
+        assert not self.has_captures
+        return [val for _, val in self.parts]  # type: ignore[misc]
+
     def eval(self, r: Context, escape_captures: bool = False, script: bool = False) -> bytes:
         """`ngx_http_complex_value`: flush the non-cacheable variables, then concatenate, each
         evaluated at most once. `script`: a rewrite-module script (set, if, rewrite) instead,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .context import Context
 
 Getter = Callable[["Context"], "bytes | None"]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Setter = Callable[["Context", bytes], None]
 
 
@@ -47,6 +48,9 @@ class Variable:
     setter: Setter | None = None
     origin: str = "built-in"  # "built-in", or file:line of the directive that defines it
     directive: Directive | None = None  # the defining directive (for traces and coverage)
+    # set when the value is a pure function of the client (geo, split_clients over CLIENT_INPUTS
+    # only): that function, of the client's address, $remote_addr text and port (http/replay.py)
+    client_leaf: ClientInput | None = None
 
 
 def _nf(_: Context) -> bytes | None:
@@ -226,12 +230,31 @@ def _remote_addr(r: Context) -> bytes | None:
 
 
 def _remote_port(r: Context) -> bytes | None:
-    """`ngx_http_variable_remote_port`: empty for port 0 and for unix-socket peers."""
-    return str(r.client_port).encode() if r.client_port and r.client is not None else b""
+    return remote_port(r.client, b"", r.client_port)
 
 
 def _binary_remote_addr(r: Context) -> bytes | None:
-    return r.client.packed if r.client is not None else b"unix:"
+    return binary_remote_addr(r.client, b"", r.client_port)
+
+
+# The client inputs as functions of (address, $remote_addr's text, port): what client leaves read.
+ClientInput = Callable[["IPAddress | None", bytes, int], bytes]
+
+
+def remote_port(client: IPAddress | None, text: bytes, port: int) -> bytes:
+    """`ngx_http_variable_remote_port`: empty for port 0 and for unix-socket peers."""
+    return str(port).encode() if port and client is not None else b""
+
+
+def binary_remote_addr(client: IPAddress | None, text: bytes, port: int) -> bytes:
+    return client.packed if client is not None else b"unix:"
+
+
+CLIENT_INPUTS: dict[str, ClientInput] = {
+    "remote_addr": lambda client, text, port: text,
+    "binary_remote_addr": binary_remote_addr,
+    "remote_port": remote_port,
+}
 
 
 def _server_addr(r: Context) -> bytes | None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from ..conf.directive import Directive
@@ -51,7 +52,7 @@ class Destination:
     function of the URL, so it is computed once per distinct URL (`resolve`)."""
 
     __slots__ = ("target", "group", "name", "peer", "candidates", "gfile", "gline", "proxy_host", "proxy_port",
-                 "failure")
+                 "shares", "failure")
 
     def __init__(self, h: PassHandler, url: str | None, r: Context) -> None:
         self.failure: tuple[int, str] | None = None
@@ -75,6 +76,7 @@ class Destination:
             pick = group.pick_for() if group.deterministic and not group.client_dependent else None
             self.peer = pick.address if pick is not None else None
             self.candidates = tuple(p.address for p in group.peers if not p.down)
+            self.shares: Mapping[str, float] = MappingProxyType({} if group.client_dependent else group.shares())
             self.name = group.name
             d = group.directive
             self.gfile: str | None = d.file if d else None
@@ -83,6 +85,7 @@ class Destination:
             port = target.port if target.port is not None else (443 if target.scheme == "https" else 80)
             self.peer = target.host if target.host.startswith("unix:") else f"{target.host}:{port}"
             self.candidates, self.name, self.gfile, self.gline = (self.peer,), target.proxy_host, None, None
+            self.shares = MappingProxyType({self.peer: 1.0})
         self.proxy_host = target.proxy_host.encode()
         default = 443 if target.scheme in ("https", "grpcs") else 80
         self.proxy_port = b"" if target.host.startswith("unix:") else str(target.port or default).encode()
@@ -138,7 +141,8 @@ def _pass(r: Context, h: PassHandler) -> None:
         uri, version = None, None
         build = lambda: (Headers(), _params(r, h.module))  # noqa: E731
     # positional, in Upstream's field order: this runs once per passed request
-    r.upstream = Upstream(h.protocol, name, peer, uri, method, version, build, gfile, gline, candidates)
+    shares = dest.shares if not r.down or group is None or group.client_dependent else group.shares(r.down)
+    r.upstream = Upstream(h.protocol, name, peer, uri, method, version, build, gfile, gline, candidates, shares)
     if r.trace.enabled:
         r.trace.later("content", _pass_step, (h, name, peer, uri), h.d.file, h.d.line)
 
@@ -223,10 +227,12 @@ def _static(r: Context) -> None:
     path = _root_path(r)
     if r.uri.endswith(b"/"):
         for name in r.loc.conf.get("index", (b"index.html",)):
-            if _is_file(path + name):
+            info = r.stat(path + name)
+            if info is not None and stat.S_ISREG(info.mode):
                 r.trace.add("content", f"index {_s(name)}", f"found {_s(path + name)}: internal redirect")
                 internal_redirect(r, r.uri + name, r.args)
-        if _is_dir(path):
+        info = r.stat(path)
+        if info is not None and stat.S_ISDIR(info.mode):
             if r.loc.conf.get("autoindex", False):
                 r.trace.add("content", f"autoindex of {_s(path)}", "directory listing: 200")
                 r.notes.append(f"autoindex: nginx answers with a listing of {_s(path)}")
@@ -235,31 +241,16 @@ def _static(r: Context) -> None:
             raise Finalize(403)
         r.trace.add("content", f"index of {_s(path)}", "directory does not exist: 404")
         raise Finalize(404)
-    try:
-        st = os.stat(path)
-    except OSError:
+    info = r.stat(path)
+    if info is None:
         r.trace.add("content", f"static file {_s(path)}", "not found: 404")
-        raise Finalize(404) from None
-    if stat.S_ISDIR(st.st_mode):
+        raise Finalize(404)
+    if stat.S_ISDIR(info.mode):
         raise Finalize(301, escape_uri(r.uri + b"/") + (b"?" + r.args if r.args else b""))
     if r.method == b"POST":
         raise Finalize(405)
     r.module_state["file"] = _s(path)
     raise Finalize(200)
-
-
-def _is_file(p: bytes) -> bool:
-    try:
-        return stat.S_ISREG(os.stat(p).st_mode)
-    except OSError:
-        return False
-
-
-def _is_dir(p: bytes) -> bool:
-    try:
-        return stat.S_ISDIR(os.stat(p).st_mode)
-    except OSError:
-        return False
 
 
 def _s(b: bytes) -> str:
@@ -277,7 +268,7 @@ def _document_root(r: Context) -> bytes:
 
 
 def _realpath_root(r: Context) -> bytes | None:
-    return os.path.realpath(_document_root(r) or b"")
+    return r.realpath(_document_root(r) or b"")
 
 
 def _request_filename(r: Context) -> bytes | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..conf.directive import Directive
 from ..conf.spec import BLOCK, HTTP_MAIN, TAKE12, DirectiveSpec, Merge
-from ..http.variables import Getter, Variable, text_addr
+from ..http.variables import CLIENT_INPUTS, ClientInput, Getter, Variable, text_addr
 from ..plan import Compiler, Level, error, variable_name
 from .base import Command, Module
 from .realip import INADDR_NONE, Cidr, Peer, forwarded_addr, header_values, inet_addr, parse_addr, ptocidr
@@ -434,12 +434,26 @@ def _geo(d: Directive, level: Level, cc: Compiler) -> None:
         source = cc.variables.ref(name, d)
         name = variable_name(d, d.args[1])
     geo = Geo(name.lower(), d, source)
-    cc.variables.define(name, _getter(geo), d, replace=True)
+    var = cc.variables.define(name, _getter(geo), d, replace=True)
     cc.state.setdefault("geo", {})[geo.name] = geo  # Plan.modules_state["geo"]: for address sweeps
     reader = _Reader(geo, cc)
     for line in d.block or ():
         reader.line(line)
     reader.finish()
+    var.client_leaf = _leaf(geo)
+
+
+def _leaf(geo: Geo) -> ClientInput | None:
+    """The value as a function of the client alone (`Variable.client_leaf`), when it is one:
+    the getter's lookup without X-Forwarded-For, from the address or a client input."""
+    if geo.proxies:
+        return None
+    if geo.source is None:
+        return lambda client, text, port: geo.find(client).value
+    source = CLIENT_INPUTS.get(geo.source.name)
+    if source is None:
+        return None
+    return lambda client, text, port: geo.find(parse_addr(source(client, text, port))).value
 
 
 def _s(b: bytes) -> str:

@@ -8,7 +8,6 @@ switches the request to the if block's configuration and runs its own operations
 
 from __future__ import annotations
 
-import os
 import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from ..conf.spec import (
     Merge,
 )
 from ..errors import UndefinedBehavior
+from ..http.files import FileInfo
 from ..http.script import Complex, escape_args
 from ..http.variables import Variable
 from ..plan import Compiler, Level, LocationConf, error
@@ -161,7 +161,7 @@ class If:
         op = self.op
         if op.startswith(("-", "!-")):
             assert self.value is not None
-            return _file_test(op, self.value.eval(r, escape_captures=quote, script=True))
+            return _file_test(op, r.stat(self.value.eval(r, escape_captures=quote, script=True)))
         assert self.var is not None
         v = r.get(self.var) or b""
         if not op:
@@ -203,24 +203,20 @@ def _refuse_leaked_escape(r: Context, value: Complex, state: list[Any], d: Direc
                     f"\"rewrite\" with arguments at {rw.where} (fixed in nginx 1.31.1)", d.file, d.line)
 
 
-def _file_test(op: str, path: bytes) -> bool:
-    """`ngx_http_script_file_code`: stat() the path as written (no root prepended)."""
+def _file_test(op: str, info: FileInfo | None) -> bool:
+    """`ngx_http_script_file_code`: the path as written (no root prepended), stat()ed."""
     neg = op.startswith("!")
+    if info is None:
+        return neg
     kind = op[-1]
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return neg
-    except (NotADirectoryError, OSError):
-        return neg
     if kind == "f":
-        res = stat.S_ISREG(st.st_mode)
+        res = stat.S_ISREG(info.mode)
     elif kind == "d":
-        res = stat.S_ISDIR(st.st_mode)
+        res = stat.S_ISDIR(info.mode)
     elif kind == "e":
         res = True
     else:
-        res = bool(st.st_mode & stat.S_IXUSR)
+        res = bool(info.mode & stat.S_IXUSR)
     return res != neg
 
 

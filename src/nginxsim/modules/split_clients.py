@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..hashing import murmurhash2
 from ..http.context import Context
 from ..http.script import Complex, NoBufferSpace
+from ..http.variables import CLIENT_INPUTS, ClientInput, IPAddress
 from ..plan import Compiler, Level, error, variable_name
 from .base import Command, Module
 
@@ -118,6 +119,25 @@ class SplitClients:
             r.trace.later("variable", self._step, (key, h, part), where.file, where.line)
         return part.value if part is not None else b""
 
+    def leaf(self) -> ClientInput | None:
+        """The value as a function of the client alone (`Variable.client_leaf`), when the key
+        is made of client inputs and text only: the getter's steps without a request."""
+        if self.key.has_captures or not all(v.name in CLIENT_INPUTS for v in self.key.variables):
+            return None
+        pieces = [p if isinstance(p, bytes) else CLIENT_INPUTS[p.name] for p in self.key.pieces()]
+        edges = self.edges
+        values = [p.value for p in self.edge_parts] + [self.rest.value if self.rest is not None else b""]
+        inputs = [i for i, p in enumerate(pieces) if not isinstance(p, bytes)]
+        if len(inputs) == 1 and pieces[inputs[0]] is CLIENT_INPUTS["remote_addr"]:  # the usual key
+            before, after = b"".join(pieces[: inputs[0]]), b"".join(pieces[inputs[0] + 1 :])  # type: ignore[arg-type]
+            return lambda client, text, port: values[bisect_right(edges, murmurhash2(before + text + after))]
+
+        def value(client: IPAddress | None, text: bytes, port: int) -> bytes:
+            key = b"".join([p if isinstance(p, bytes) else p(client, text, port) for p in pieces])
+            return values[bisect_right(edges, murmurhash2(key))]
+
+        return value
+
     def _step(self, key: bytes, h: int, part: Part | None) -> tuple[str, str]:
         what = f'split_clients "{self.key.source}" = "{_text(key)}"'
         if part is None:
@@ -168,6 +188,7 @@ def _split_clients(d: Directive, level: Level, cc: Compiler) -> None:
         bounds.append(last if p else 0)
     split = _compile(key, var.name, percents, bounds, d)
     var.getter = split.get
+    var.client_leaf = split.leaf()
     cc.state.setdefault("split_clients", []).append(split)
 
 

@@ -1,0 +1,279 @@
+"""Decisions shared between clients: route a request template once per *kind* of client.
+
+For one request template (everything but the client), nginx's decision depends on the client
+only through what it reads of the client. In a canary config that is a geo group and a
+split_clients bucket: a handful of values, whatever the address. So the first request of each
+kind is routed in full while a `Recorder` watches every read of the client; the decision is
+stored in a tree keyed by the values of the *client leaves* it read (variables that are pure
+functions of the client address, `Variable.client_leaf`), in the order it read them. A later
+client walks the tree evaluating only those leaves, and gets the stored decision.
+
+Sound because routing is deterministic: with the same template and the same leaf values read
+so far, the route reads the same next leaf and, if no other client read happens, takes the
+same decision. A route that reads the client any other way (`$remote_addr` in a header,
+realip, ip_hash, the default `$request_id`...) is marked `SENSITIVE` and always routed in full.
+
+What a stored decision cannot share (its trace, variables, the upstream request's headers and
+params: they may show the client) is computed when first read, by routing that client in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ..decision import Decision, Upstream
+from . import engine
+from .context import Context, IPAddress
+from .files import FileInfo
+from .request import CLIENT_PORT, Request
+from .trace import Trace
+from .variables import CLIENT_INPUTS, Variable, text_addr
+
+if TYPE_CHECKING:
+    from ..plan import Plan
+
+SENSITIVE: Any = object()  # a node whose decision reads the client beyond its leaves
+
+
+class Question(NamedTuple):
+    """Something a route asked whose answer may differ between its clients: a client leaf
+    (`what` is the Variable) or the file system (`what` is ("stat"|"realpath", path))."""
+
+    what: object
+    answer: Callable[[IPAddress | None, bytes, int], Hashable]  # of (client, $remote_addr, port)
+
+
+class Node:
+    """A point of the tree: the question the route asks next and a child per answer, or (once
+    `question` is None) the decision every client reaching it gets."""
+
+    __slots__ = ("question", "children", "decision")
+
+    def __init__(self) -> None:
+        self.question: Question | None = None
+        self.children: dict[Hashable, Node] = {}
+        self.decision: Any = None  # shareable fields, SENSITIVE, or None while unknown
+
+    def insert(self, answers: list[tuple[Question, Hashable]], decision: Any) -> None:
+        """Store a recorded route: its questions and answers in order, then its decision."""
+        node = self
+        for question, answer in answers:
+            if node.question is None:
+                node.question = question
+            elif node.question.what != question.what:  # cannot happen for a deterministic route
+                node.decision = SENSITIVE
+                return
+            node = node.children.setdefault(answer, Node())
+        node.decision = decision
+
+
+def given_text(client: IPAddress | None, given: str) -> bytes:
+    """$remote_addr of a client: the caller's spelling of an IPv4 address is nginx's."""
+    return given.encode() if client is not None and client.version == 4 else text_addr(client)
+
+
+def client_text(request: Request) -> bytes:
+    return request.client_text if request.client_text is not None else text_addr(request.client)
+
+
+_CLIENT = Context.__dict__["client"]
+_CLIENT_PORT = Context.__dict__["client_port"]
+_REALIP_CLIENT = Context.__dict__["realip_client"]
+_REALIP_PORT = Context.__dict__["realip_port"]
+
+
+class Recorder(Context):
+    """A Context that notes the questions a route asks (client leaves, the file system) and
+    whether it reads the client any other way."""
+
+    __slots__ = ("answers", "in_leaf", "sensitive")
+
+    def __init__(self, plan: Plan, request: Request, trace: Trace, pinned: dict[str, bytes]) -> None:
+        self.answers: list[tuple[Question, Hashable]] = []
+        self.in_leaf = False
+        self.sensitive = False
+        super().__init__(plan, request, trace, pinned)
+
+    def _read(self) -> None:
+        if not self.in_leaf:
+            self.sensitive = True
+
+    @property
+    def client(self) -> IPAddress | None:
+        self._read()
+        return _CLIENT.__get__(self)  # type: ignore[no-any-return]
+
+    @client.setter
+    def client(self, value: IPAddress | None) -> None:
+        _CLIENT.__set__(self, value)
+
+    @property
+    def client_port(self) -> int:
+        self._read()
+        return _CLIENT_PORT.__get__(self)  # type: ignore[no-any-return]
+
+    @client_port.setter
+    def client_port(self, value: int) -> None:
+        _CLIENT_PORT.__set__(self, value)
+
+    @property
+    def realip_client(self) -> IPAddress | None:
+        self._read()
+        return _REALIP_CLIENT.__get__(self)  # type: ignore[no-any-return]
+
+    @realip_client.setter
+    def realip_client(self, value: IPAddress | None) -> None:
+        _REALIP_CLIENT.__set__(self, value)
+
+    @property
+    def realip_port(self) -> int:
+        self._read()
+        return _REALIP_PORT.__get__(self)  # type: ignore[no-any-return]
+
+    @realip_port.setter
+    def realip_port(self, value: int) -> None:
+        _REALIP_PORT.__set__(self, value)
+
+    def get(self, var: Variable) -> bytes | None:
+        self._input(var)
+        return super().get(var)
+
+    def get_indexed(self, var: Variable) -> bytes | None:
+        self._input(var)
+        return super().get_indexed(var)
+
+    def _input(self, var: Variable) -> None:
+        """A client input read outside a leaf may be a cached value (first read by a leaf):
+        it counts as reading the client."""
+        if var.name in CLIENT_INPUTS:
+            self._read()
+
+    def _evaluate(self, var: Variable) -> bytes | None:
+        leaf = var.client_leaf
+        if leaf is None or self.in_leaf:
+            return super()._evaluate(var)
+        self.in_leaf = True
+        try:
+            value = super()._evaluate(var)
+            if value != leaf(self.client, client_text(self.request), self.client_port):
+                self.sensitive = True  # the leaf function disagrees with the getter: never share
+        finally:
+            self.in_leaf = False
+        self.answers.append((Question(var, leaf), value))
+        return value
+
+    def stat(self, path: bytes) -> FileInfo | None:
+        info = super().stat(path)
+        files = self.plan.files
+        self.answers.append((Question(("stat", path), lambda client, text, port: files.stat(path)), info))
+        return info
+
+    def realpath(self, path: bytes) -> bytes:
+        real = super().realpath(path)
+        files = self.plan.files
+        self.answers.append((Question(("realpath", path), lambda client, text, port: files.realpath(path)), real))
+        return real
+
+
+class SharedDecision(Decision):
+    """A stored decision given to another client of the same kind: the stored fields, and the
+    client's own route (run when first needed) for the rest (see `_own_fields`)."""
+
+    _args: tuple[Any, ...]  # how to route the client in full
+    _full: Decision | None = None
+
+    def full(self) -> Decision:
+        if self._full is None:
+            plan, template, client, text, pinned, trace, preludes, down = self._args
+            request = template.with_client(client, text=text)
+            self._full = engine.run(Context(plan, request, Trace(trace), pinned), preludes, down)
+        return self._full
+
+
+class SharedUpstream(Upstream):
+    """The upstream of a SharedDecision: the peer is shared, the request built for the client."""
+
+    _decision: SharedDecision
+
+    def full(self) -> Upstream:
+        up = self._decision.full().upstream
+        assert up is not None
+        return up
+
+
+class _FromFull:
+    """A field each client has for itself, read from its own route (`full()`)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        return self if obj is None else getattr(obj.full(), self.name)
+
+
+def _own_fields(shared: type[Any], cls: type[Any]) -> frozenset[str]:
+    """The fields of `cls` a shared copy must not take from the recorded client: the trace steps
+    and every function (closures over that client's request, e.g. how to collect variables or
+    build the upstream request), read from the client's own route instead; caches, which the copy
+    fills for itself."""
+    own = {f.name for f in fields(cls) if f.name == "steps" or "Callable" in str(f.type)}
+    for name in own:
+        setattr(shared, name, _FromFull(name))
+    return frozenset(own | {f.name for f in fields(cls) if f.name.startswith("_")})
+
+
+_OWN = _own_fields(SharedDecision, Decision) | _own_fields(SharedUpstream, Upstream)
+
+
+def _shareable(decision: Decision) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The fields of a recorded decision that every client of its kind gets."""
+    up = decision.upstream
+    return _fields(decision), _fields(up) if up is not None else None
+
+
+def _fields(obj: object) -> dict[str, Any]:
+    return {k: v for k, v in obj.__dict__.items() if k not in _OWN}
+
+
+def route(plan: Plan, known: tuple[Request, dict[Any, Any], dict[Any, Node]], client: IPAddress | None,
+          text_given: str, pinned: dict[str, bytes], trace: bool, down: frozenset[str]) -> Decision:
+    """`engine.route` for `client` sending a request template (`known`: the template, its
+    preludes, its trees), sharing decisions between clients of a kind."""
+    template, preludes, roots = known
+    key = (client.version if client is not None else 0, tuple(pinned.items()) if pinned else (), down)
+    root = roots.get(key)
+    if root is None:
+        root = roots[key] = Node()
+    node = root
+    question = node.question
+    if question is not None:
+        text = given_text(client, text_given)
+        while question is not None:
+            child = node.children.get(question.answer(client, text, CLIENT_PORT))
+            if child is None:
+                break
+            node = child
+            question = node.question
+    shared = node.decision
+    if shared is None or shared is SENSITIVE:
+        request = template.with_client(client, text=text_given)
+        if shared is SENSITIVE:
+            return engine.run(Context(plan, request, Trace(trace), pinned), preludes, down)
+        recorder = Recorder(plan, request, Trace(trace), pinned)
+        decision = engine.run(recorder, preludes, down)
+        root.insert(recorder.answers, SENSITIVE if recorder.sensitive else _shareable(decision))
+        return decision
+    fields, up_fields = shared
+    d = _new(SharedDecision)
+    d.__dict__ = fields.copy()
+    d._args = (plan, template, client, text_given, pinned, trace, preludes, down)
+    if up_fields is not None:
+        up = d.upstream = _new(SharedUpstream)
+        up.__dict__ = up_fields.copy()
+        up._decision = d
+    return d
+
+
+_new = object.__new__
