@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import fields
+from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..decision import Decision, Upstream
@@ -67,11 +68,6 @@ class Node:
                 return
             node = node.children.setdefault(answer, Node())
         node.decision = decision
-
-
-def given_text(client: IPAddress | None, given: str) -> bytes:
-    """$remote_addr of a client: the caller's spelling of an IPv4 address is nginx's."""
-    return given.encode() if client is not None and client.version == 4 else text_addr(client)
 
 
 def client_text(request: Request) -> bytes:
@@ -230,7 +226,18 @@ _OWN = _own_fields(SharedDecision, Decision) | _own_fields(SharedUpstream, Upstr
 def _shareable(decision: Decision) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The fields of a recorded decision that every client of its kind gets."""
     up = decision.upstream
-    return _fields(decision), _fields(up) if up is not None else None
+    fields = _fields(decision)
+    fields["upstream"] = None  # a shared copy makes its own (the recorded one holds its request)
+    return fields, _fields(up) if up is not None else None
+
+
+def _classes(fields: dict[str, Any], up_fields: dict[str, Any] | None) -> tuple[type[SharedDecision],
+                                                                                type[SharedUpstream] | None]:
+    """Shared fields as the class attributes of subclasses: a shared copy is then an instance
+    holding only how to route its client in full. Made when a second client of the kind comes
+    (a class costs as much as a route, and most request templates are seen once)."""
+    shared_up = type("SharedUpstream", (SharedUpstream,), up_fields) if up_fields is not None else None
+    return type("SharedDecision", (SharedDecision,), fields), shared_up
 
 
 def _fields(obj: object) -> dict[str, Any]:
@@ -242,14 +249,17 @@ def route(plan: Plan, known: tuple[Request, dict[Any, Any], dict[Any, Node]], cl
     """`engine.route` for `client` sending a request template (`known`: the template, its
     preludes, its trees), sharing decisions between clients of a kind."""
     template, preludes, roots = known
-    key = (client.version if client is not None else 0, tuple(pinned.items()) if pinned else (), down)
+    family = type(client)  # the prelude (listen, server) depends on it
+    key = (family, tuple(pinned.items()), down) if pinned or down else family
     root = roots.get(key)
-    if root is None:
-        root = roots[key] = Node()
+    if root is None:  # a template's first client is routed plainly: most templates never see a second
+        roots[key] = Node()
+        return engine.run(Context(plan, template.with_client(client, text=text_given), Trace(trace), pinned),
+                          preludes, down)
     node = root
     question = node.question
     if question is not None:
-        text = given_text(client, text_given)
+        text = text_given.encode() if family is IPv4Address else text_addr(client)  # $remote_addr
         while question is not None:
             child = node.children.get(question.answer(client, text, CLIENT_PORT))
             if child is None:
@@ -265,13 +275,13 @@ def route(plan: Plan, known: tuple[Request, dict[Any, Any], dict[Any, Node]], cl
         decision = engine.run(recorder, preludes, down)
         root.insert(recorder.answers, SENSITIVE if recorder.sensitive else _shareable(decision))
         return decision
-    fields, up_fields = shared
-    d = _new(SharedDecision)
-    d.__dict__ = fields.copy()
+    if type(shared[0]) is dict:
+        shared = node.decision = _classes(*shared)
+    shared_decision, shared_upstream = shared
+    d: SharedDecision = _new(shared_decision)
     d._args = (plan, template, client, text_given, pinned, trace, preludes, down)
-    if up_fields is not None:
-        up = d.upstream = _new(SharedUpstream)
-        up.__dict__ = up_fields.copy()
+    if shared_upstream is not None:
+        up = d.upstream = _new(shared_upstream)
         up._decision = d
     return d
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
 from ..conf.directive import Directive
@@ -246,7 +247,7 @@ class Geo:
         if addr is None:
             return self.v4.find(INADDR_NONE)
         n = int(addr)
-        if addr.version == 4:
+        if type(addr) is IPv4Address:
             return self.v4.find(n)
         if n >> 32 == 0xFFFF:
             return self.v4.find(n & 0xFFFFFFFF)
