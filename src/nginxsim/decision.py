@@ -89,6 +89,7 @@ class Upstream:
     group_file: str | None = None
     group_line: int | None = None
     candidates: tuple[str, ...] = ()
+    shares: Mapping[str, float] = field(default_factory=dict)  # long-run split of a round robin/random group
     _built: tuple[Headers, Headers | None] | None = field(default=None, repr=False)
 
     def _materialize(self) -> tuple[Headers, Headers | None]:
@@ -120,6 +121,7 @@ class Upstream:
             "params": [list(p) for p in self.params.items_list()] if self.params is not None else None,
             "group": f"{self.group_file}:{self.group_line}" if self.group_file else None,
             "candidates": list(self.candidates),
+            "shares": dict(self.shares),
         }
 
 
