@@ -55,6 +55,11 @@ def _route(args: argparse.Namespace) -> int:
                 print("upstream params:")
                 for k, v in up.params.items_list():
                     print(f"  {k} = {v!r}")
+            environ = up.wsgi_environ
+            if environ is not None:
+                print("WSGI environ under uWSGI (Django's request.META), text entries:")
+                for k, v in sorted(environ.items()):
+                    print(f"  {k} = {v!r}")
     return 0
 
 

@@ -108,6 +108,15 @@ class Upstream:
         return self._materialize()[1]
 
     @property
+    def wsgi_environ(self) -> dict[str, str] | None:
+        """For uwsgi: the WSGI environ a Python app under uWSGI sees (`request.META` in Django)."""
+        if self.protocol != "uwsgi" or self.params is None:
+            return None
+        from .modules.uwsgi import wsgi_environ  # the uwsgi module knows uWSGI; it imports this one
+
+        return wsgi_environ(self.params.items_list())
+
+    @property
     def request_line(self) -> str | None:
         if self.uri is None or self.http_version is None:
             return None
