@@ -74,10 +74,16 @@ def client_text(request: Request) -> bytes:
     return request.client_text if request.client_text is not None else text_addr(request.client)
 
 
-_CLIENT = Context.__dict__["client"]
-_CLIENT_PORT = Context.__dict__["client_port"]
-_REALIP_CLIENT = Context.__dict__["realip_client"]
-_REALIP_PORT = Context.__dict__["realip_port"]
+def _watched(name: str) -> Any:
+    """A Context slot whose reads count as reading the client (outside a leaf)."""
+    slot = Context.__dict__[name]
+
+    def read(self: Recorder) -> Any:
+        if not self.in_leaf:
+            self.sensitive = True
+        return slot.__get__(self)
+
+    return property(read, slot.__set__)
 
 
 class Recorder(Context):
@@ -92,45 +98,10 @@ class Recorder(Context):
         self.sensitive = False
         super().__init__(plan, request, trace, pinned)
 
-    def _read(self) -> None:
-        if not self.in_leaf:
-            self.sensitive = True
-
-    @property
-    def client(self) -> IPAddress | None:
-        self._read()
-        return _CLIENT.__get__(self)  # type: ignore[no-any-return]
-
-    @client.setter
-    def client(self, value: IPAddress | None) -> None:
-        _CLIENT.__set__(self, value)
-
-    @property
-    def client_port(self) -> int:
-        self._read()
-        return _CLIENT_PORT.__get__(self)  # type: ignore[no-any-return]
-
-    @client_port.setter
-    def client_port(self, value: int) -> None:
-        _CLIENT_PORT.__set__(self, value)
-
-    @property
-    def realip_client(self) -> IPAddress | None:
-        self._read()
-        return _REALIP_CLIENT.__get__(self)  # type: ignore[no-any-return]
-
-    @realip_client.setter
-    def realip_client(self, value: IPAddress | None) -> None:
-        _REALIP_CLIENT.__set__(self, value)
-
-    @property
-    def realip_port(self) -> int:
-        self._read()
-        return _REALIP_PORT.__get__(self)  # type: ignore[no-any-return]
-
-    @realip_port.setter
-    def realip_port(self, value: int) -> None:
-        _REALIP_PORT.__set__(self, value)
+    client = _watched("client")
+    client_port = _watched("client_port")
+    realip_client = _watched("realip_client")
+    realip_port = _watched("realip_port")
 
     def get(self, var: Variable) -> bytes | None:
         self._input(var)
@@ -143,8 +114,8 @@ class Recorder(Context):
     def _input(self, var: Variable) -> None:
         """A client input read outside a leaf may be a cached value (first read by a leaf):
         it counts as reading the client."""
-        if var.name in CLIENT_INPUTS:
-            self._read()
+        if var.name in CLIENT_INPUTS and not self.in_leaf:
+            self.sensitive = True
 
     def _evaluate(self, var: Variable) -> bytes | None:
         leaf = var.client_leaf
