@@ -71,6 +71,14 @@ class Place:
         return f"{self.label} ({self.where})" if self.file else self.label
 
 
+@dataclass(frozen=True)
+class Reply:
+    """What the client receives when the backend answers (see `Upstream.reply`)."""
+
+    status: int
+    headers: Headers
+
+
 @dataclass(eq=False)
 class Upstream:
     """What the backend receives. `peer` is None when the balancer's choice is not deterministic.
@@ -91,6 +99,17 @@ class Upstream:
     candidates: tuple[str, ...] = ()
     shares: Mapping[str, float] = field(default_factory=dict)  # long-run split of a round robin/random group
     _built: tuple[Headers, Headers | None] | None = field(default=None, repr=False)
+    respond: Callable[[int, Iterable[tuple[str, str]] | Mapping[str, str]], Reply] | None = field(
+        default=None, repr=False)
+
+    def reply(self, status: int, headers: Iterable[tuple[str, str]] | Mapping[str, str] = ()) -> Reply:
+        """What the client gets if the backend answers `status` with `headers` (for uwsgi/fastcgi/
+        scgi, the status nginx derives from the answer): Location/Refresh rewritten by
+        `proxy_redirect`, hidden headers dropped, `expires` and `add_header` applied for that status.
+        nginx's own Server, Date, Content-Length, Connection and Transfer-Encoding lines are left out."""
+        if self.respond is None:
+            raise ValueError("this upstream has no model of its answer")
+        return self.respond(status, headers)
 
     def _materialize(self) -> tuple[Headers, Headers | None]:
         if self._built is None:

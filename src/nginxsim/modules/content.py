@@ -19,10 +19,12 @@ from ..conf.directive import Directive
 from ..conf.spec import FLAG, HTTP_LOC, HTTP_MAIN, HTTP_SRV, ONEMORE, DirectiveSpec
 from ..decision import Headers, Upstream
 from ..errors import ConfigError
+from ..http.files import FileInfo
 from ..http.flow import Finalize, internal_redirect
+from ..http.script import Complex
 from ..plan import Compiler, Level, error
 from .base import Command, Module
-from .proxy import PassHandler, Target, escape_uri, find_group, flag_value, parse_target
+from .proxy import PassHandler, Target, escape_uri, find_group, flag_value, parse_target, reply
 
 if TYPE_CHECKING:
     from ..http.context import Context
@@ -142,7 +144,8 @@ def _pass(r: Context, h: PassHandler) -> None:
         build = lambda: (Headers(), _params(r, h.module))  # noqa: E731
     # positional, in Upstream's field order: this runs once per passed request
     shares = dest.shares if not r.down or group is None or group.client_dependent else group.shares(r.down)
-    r.upstream = Upstream(h.protocol, name, peer, uri, method, version, build, gfile, gline, candidates, shares)
+    r.upstream = Upstream(h.protocol, name, peer, uri, method, version, build, gfile, gline, candidates, shares,
+                          respond=lambda status, headers: reply(r, h, status, headers))
     if r.trace.enabled:
         r.trace.later("content", _pass_step, (h, name, peer, uri), h.d.file, h.d.line)
 

@@ -359,7 +359,7 @@ INERT = frozenset("""
     proxy_cache_background_update proxy_cache_lock_timeout proxy_cache_lock_age proxy_ignore_headers
     proxy_ssl_verify proxy_ssl_server_name proxy_ssl_name proxy_ssl_protocols proxy_ssl_ciphers
     proxy_ssl_session_reuse proxy_ssl_trusted_certificate proxy_ssl_certificate proxy_ssl_certificate_key
-    proxy_socket_keepalive proxy_ignore_client_abort proxy_cookie_path proxy_cookie_domain
+    proxy_socket_keepalive proxy_ignore_client_abort
     uwsgi_read_timeout uwsgi_send_timeout uwsgi_connect_timeout uwsgi_buffers uwsgi_buffer_size uwsgi_buffering
     uwsgi_temp_path uwsgi_next_upstream uwsgi_cache uwsgi_cache_path uwsgi_cache_key
     uwsgi_cache_valid uwsgi_request_buffering uwsgi_max_temp_file_size uwsgi_busy_buffers_size
@@ -368,7 +368,7 @@ INERT = frozenset("""
     fastcgi_cache_path fastcgi_cache_key fastcgi_cache_valid fastcgi_keep_conn fastcgi_busy_buffers_size
     fastcgi_temp_file_write_size fastcgi_max_temp_file_size fastcgi_request_buffering fastcgi_ignore_client_abort
     fastcgi_cache_bypass fastcgi_no_cache fastcgi_cache_use_stale fastcgi_cache_methods fastcgi_cache_lock
-    fastcgi_ignore_headers fastcgi_hide_header fastcgi_pass_header
+    fastcgi_ignore_headers
     scgi_read_timeout scgi_send_timeout scgi_connect_timeout scgi_buffers scgi_buffer_size scgi_temp_path
     grpc_read_timeout grpc_send_timeout grpc_connect_timeout grpc_buffer_size grpc_ssl_verify
     grpc_ssl_certificate grpc_ssl_certificate_key grpc_ssl_trusted_certificate grpc_next_upstream

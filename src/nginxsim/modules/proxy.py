@@ -8,6 +8,8 @@ time `PassHandler.run` builds what the backend receives (`ngx_http_proxy_create_
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,15 +23,20 @@ from ..conf.spec import (
     HTTP_SRV,
     TAKE1,
     TAKE2,
+    TAKE12,
     TAKE23,
     DirectiveSpec,
     Merge,
 )
+from ..decision import Headers, Reply
 from ..http.script import Complex
+from ..http.trace import Trace
 from ..http.variables import text_addr
 from ..plan import Compiler, Level, LocationConf, error
+from ..regex import Regex, RegexMatchError
 from .base import Command, Module
 from .core import flag
+from .headers import Pointers, parse_http_time
 from .upstream import Peer, UpstreamGroup
 
 if TYPE_CHECKING:
@@ -246,6 +253,12 @@ def pass_command(module: str, protocol: str) -> Command:
 ALL = HTTP_MAIN | HTTP_SRV | HTTP_LOC
 
 
+def hide_commands(prefix: str) -> tuple[Command, Command]:
+    """`*_hide_header` and `*_pass_header NAME`: lists inherited each all-or-nothing."""
+    return (Command(DirectiveSpec(f"{prefix}_hide_header", ALL, TAKE1, Merge.ARRAY), plain_value),
+            Command(DirectiveSpec(f"{prefix}_pass_header", ALL, TAKE1, Merge.ARRAY), plain_value))
+
+
 def params_module(prefix: str, nginx_name: str) -> Module:
     """uwsgi, fastcgi and scgi declare the same directives under their own prefix."""
     return Module(nginx_name, (
@@ -253,10 +266,225 @@ def params_module(prefix: str, nginx_name: str) -> Module:
         Command(DirectiveSpec(f"{prefix}_param", ALL, TAKE23, Merge.ARRAY), param_directive),
         Command(DirectiveSpec(f"{prefix}_pass_request_headers", ALL, FLAG), flag_value),
         Command(DirectiveSpec(f"{prefix}_pass_request_body", ALL, FLAG), flag_value),
+        *hide_commands(prefix),
     ))
+
+
+# -- the backend's answer: proxy_redirect, hidden headers ---------------------------------------
+
+_ACCEL = ("X-Accel-Expires", "X-Accel-Redirect", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset")
+_HIDDEN = {  # each module's ngx_http_*_hide_headers
+    "proxy": ("Date", "Server", "X-Pad", *_ACCEL),
+    "grpc": ("Date", "Server", *_ACCEL),
+    "fastcgi": ("Status", *_ACCEL),
+    "scgi": ("Status", *_ACCEL),
+    "uwsgi": _ACCEL,
+}
+# answer headers nginx reads but does not copy: it writes its own framing (ngx_http_upstream_headers_in)
+_NOT_COPIED = frozenset(("content-length", "connection", "keep-alive", "transfer-encoding"))
+_OFF = "off"  # a level's `proxy_redirect off`
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectRule:
+    """One `proxy_redirect` (`ngx_http_proxy_rewrite_t`): a prefix (bytes for the default one,
+    which nginx never parses for variables) or a regex, and its replacement."""
+
+    pattern: Complex | Regex | bytes
+    replacement: Complex | bytes
+    d: Directive
+
+    def rewrite(self, r: Context, value: bytes, prefix: int) -> bytes | None:
+        """`ngx_http_proxy_rewrite_complex_handler` / `_regex_handler`: a prefix replaces what it
+        matched, a regex everything after `prefix`; None declines."""
+        p = self.pattern
+        if isinstance(p, Regex):
+            try:
+                m = p.search(value[prefix:])
+            except RegexMatchError:
+                return None
+            if m is None:
+                return None
+            r.set_captures(p, m)  # even without groups: `$1` is then empty, as in nginx
+            return value[:prefix] + _value(self.replacement, r)
+        pattern = _value(p, r)
+        if not value.startswith(pattern, prefix):
+            return None
+        return value[:prefix] + _value(self.replacement, r) + value[prefix + len(pattern) :]
+
+
+def _value(c: Complex | bytes, r: Context) -> bytes:
+    return c if isinstance(c, bytes) else c.eval(r)
+
+
+def _redirect(d: Directive, level: Level, cc: Compiler) -> RedirectRule | str:
+    """`ngx_http_proxy_redirect`: off | default | [~|~*]PATTERN REPLACEMENT, several per level."""
+    own = level.values.get("proxy_redirect", ())
+    if _OFF in own:
+        raise error(d, '"proxy_redirect" directive is duplicate')
+    if len(d.args) == 1:
+        if d.args[0] == "off":
+            if own:
+                raise error(d, '"proxy_redirect" directive is duplicate')
+            return _OFF
+        if d.args[0] != "default":
+            raise error(d, f'invalid parameter "{d.args[0]}"')
+        h = level.values.get("content:handler")
+        if not isinstance(h, PassHandler) or h.module != "proxy":
+            raise error(d, '"proxy_redirect default" should be placed after the "proxy_pass" directive')
+        if h.dynamic is not None:
+            raise error(d, '"proxy_redirect default" cannot be used with "proxy_pass" directive with variables')
+        return _default_redirect(h, level.owner, d)
+    source, replacement = d.args
+    pattern: Complex | Regex
+    if source.startswith("~*"):
+        pattern = cc.regex(source[2:], True, d)
+    elif source.startswith("~"):
+        pattern = cc.regex(source[1:], False, d)
+    else:
+        pattern = cc.complex(source, d)
+    return RedirectRule(pattern, cc.complex(replacement, d), d)
+
+
+def _default_redirect(h: PassHandler, loc: LocationConf, d: Directive) -> RedirectRule:
+    """`proxy_redirect default`: the proxy_pass URL as written becomes the location's name; a URL
+    without a URI part gets "/" on both sides."""
+    url = h.d.args[0].encode("utf-8", "surrogateescape")
+    assert h.target is not None
+    if h.target.uri:
+        return RedirectRule(url, loc.name_b, d)
+    return RedirectRule(url + b"/", b"/", d)
+
+
+Redirects = tuple[bool, tuple[RedirectRule, ...] | None]
+
+
+def _level_redirects(level: Level | None, memo: dict[int, Redirects]) -> Redirects:
+    """`ngx_http_proxy_merge_loc_conf` for redirects: (on, rules). `off` is inherited like a flag;
+    a level without lines takes its parent's; still none and a static `proxy_pass` here: the
+    default for that URL, which the levels inside inherit."""
+    if level is None:
+        return True, None
+    found = memo.get(id(level))
+    if found is not None:
+        return found
+    parent = _level_redirects(level.parent, memo)
+    own = level.values.get("proxy_redirect", ())
+    on = _OFF not in own and (bool(own) or parent[0])
+    rules: tuple[RedirectRule, ...] | None = None
+    if on:
+        rules = tuple(own) if own else parent[1]
+        h = level.values.get("content:handler")
+        if rules is None and isinstance(h, PassHandler) and h.module == "proxy" and h.target is not None:
+            rules = (_default_redirect(h, level.owner, h.d),)
+    memo[id(level)] = found = (on, rules)
+    return found
+
+
+def _locations(cc: Compiler) -> Iterator[LocationConf]:
+    def walk(loc: LocationConf) -> Iterator[LocationConf]:
+        yield loc
+        for child in (*loc.static, *loc.regexes, *loc.named.values()):
+            yield from walk(child)
+
+    for server in cc.servers:
+        yield from walk(server.loc)
+    for key in ("if_blocks", "limit_except_blocks"):
+        yield from cc.state.get(key, ())
+
+
+def _finish(cc: Compiler) -> None:
+    """Groups for static passes, then each location's effective `proxy_redirect` list."""
+    resolve_groups(cc)
+    memo: dict[int, Redirects] = {}
+    for loc in _locations(cc):
+        loc.conf["proxy_redirect:rules"] = _level_redirects(loc.level, memo)[1]
+
+
+def reply(r: Context, h: PassHandler, status: int, headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> Reply:
+    """`ngx_http_upstream_process_headers` and the header filters, for an answer `status` +
+    `headers`: hidden and framing lines dropped, Location/Refresh through `proxy_redirect`
+    (`ngx_http_upstream_rewrite_location` / `_refresh`), then `expires` and `add_header` as the
+    headers filter applies them, run on a copy of the request (its variables stay the request's).
+    Content-Type and a rewritten Location made absolute come first, as nginx writes them."""
+    from ..http.engine import _absolute_location  # the core header filter's rule (engine imports us)
+
+    f = copy.copy(r)
+    f.slots, f.evaluated, f.volatile = list(r.slots), list(r.evaluated), dict(r.volatile)
+    f.notes, f.module_state, f.trace = [], dict(r.module_state), Trace(False)
+    f.status, f.err_status = status, 0
+    conf = r.loc.conf
+    hidden = {n.lower() for n in (*_HIDDEN[h.module], *conf.get(f"{h.module}_hide_header", ()))}
+    hidden -= {n.lower() for n in conf.get(f"{h.module}_pass_header", ())}
+    rules: tuple[RedirectRule, ...] | None = conf.get("proxy_redirect:rules") if h.module == "proxy" else None
+    kept: list[tuple[str, str, str]] = []
+    content_type: str | None = None
+    location: int | None = None  # the line nginx points r->headers_out.location at
+    lines: Iterable[tuple[str, str]]
+    if isinstance(headers, Headers):  # a Mapping whose items() would keep only the first of a name
+        lines = headers.items_list()
+    elif isinstance(headers, Mapping):
+        lines = headers.items()
+    else:
+        lines = headers
+    for name, text in lines:
+        value = text.strip(" ")  # ngx_http_parse_header_line keeps no spaces around a value
+        low = name.lower()
+        if low in hidden or low in _NOT_COPIED:
+            continue
+        if low == "content-type":
+            content_type = value
+            continue
+        if rules is not None and low in ("location", "refresh"):
+            raw = value.encode("utf-8", "surrogateescape")
+            if low == "location":
+                new = _rewrite_redirect(f, rules, raw, 0)
+            else:  # Refresh: what follows "url=", if anything
+                at = raw.lower().find(b"url=")
+                new = _rewrite_redirect(f, rules, raw, at + 4) if at >= 0 else None
+            if new is not None:
+                value = new.decode("utf-8", "surrogateescape")
+                if low == "location":
+                    location = len(kept)
+        kept.append((name, value, low))
+    front = [("Content-Type", content_type)] if content_type is not None else []
+    if location is not None:
+        value = kept[location][1]
+        absolute = _absolute_location(f, value.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
+        if absolute != value:
+            front.append(("Location", absolute))
+            del kept[location]
+    ptr = Pointers()
+    for i, (_, value, low) in enumerate(kept):
+        if low == "expires":
+            ptr.expires = i
+        elif low == "cache-control":
+            ptr.cache_control.append(i)
+        elif low == "etag":
+            ptr.etag = i
+        elif low == "last-modified":
+            ptr.last_modified = i
+            ptr.last_modified_time = parse_http_time(value.encode("utf-8", "surrogateescape"))
+    f.headers_out = [(name, value) for name, value, _ in kept]
+    f.module_state["headers_out"] = ptr
+    for header_filter in r.plan.header_filters:
+        header_filter(f)
+    return Reply(status, Headers(front + f.headers_out))
+
+
+def _rewrite_redirect(r: Context, rules: tuple[RedirectRule, ...], value: bytes, prefix: int) -> bytes | None:
+    """`ngx_http_proxy_rewrite_redirect`: the first rule that does not decline."""
+    for rule in rules:
+        new = rule.rewrite(r, value, prefix)
+        if new is not None:
+            return new
+    return None
+
 
 COMMANDS = (
     pass_command("proxy", "http"),
+    Command(DirectiveSpec("proxy_redirect", ALL, TAKE12, Merge.ARRAY), _redirect),
+    *hide_commands("proxy"),
     Command(DirectiveSpec("proxy_set_header", ALL, TAKE2, Merge.ARRAY), header_directive),
     Command(DirectiveSpec("proxy_pass_request_headers", ALL, FLAG), flag_value),
     Command(DirectiveSpec("proxy_pass_request_body", ALL, FLAG), flag_value),
@@ -285,5 +513,5 @@ MODULE = Module(
     "ngx_http_proxy_module", COMMANDS, local_slots=("content:handler",),
     variables=(("proxy_host", _proxy_host, False), ("proxy_port", _proxy_port, False),
                ("proxy_add_x_forwarded_for", _proxy_add_x_forwarded_for, False)),
-    finish=resolve_groups,
+    finish=_finish,
 )
