@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .http.trace import Step, StepTuple, step
@@ -153,6 +154,28 @@ class Upstream:
         }
 
 
+@dataclass(frozen=True)
+class LogLine:
+    """A line nginx writes to an access log for this request (`ngx_http_log_handler`).
+
+    `line` is exactly what is written, newline included (a syslog message: the syslog header,
+    no newline). `placeholders` name the variables a simulation cannot know, written as
+    `<name>` (pin them to get nginx's text); `condition` is the `if=` text when it read one of
+    them (the line is then written only if it holds); `where` is the access_log's file:line
+    ("" for the default log)."""
+
+    path: str
+    line: str
+    format: str = "combined"
+    placeholders: tuple[str, ...] = ()
+    condition: str | None = None
+    where: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "line": self.line, "format": self.format,
+                "placeholders": list(self.placeholders), "condition": self.condition, "where": self.where}
+
+
 @dataclass(eq=False)
 class Decision:
     """What nginx does with one request. Built by `Config.route`; treat it as read-only."""
@@ -174,6 +197,7 @@ class Decision:
     redirects: int = 0
     describe_request: Callable[[], str] = field(default=lambda: "", repr=False)
     _variables: dict[str, str] | None = field(default=None, repr=False)
+    collect_log_lines: Callable[[], tuple[LogLine, ...]] = field(default=lambda: (), repr=False)
 
     @property
     def request(self) -> str:
@@ -188,6 +212,11 @@ class Decision:
                 self.upstream.headers  # noqa: B018 -- builds the upstream request, which evaluates
             self._variables = self.collect_variables()
         return self._variables
+
+    @cached_property
+    def log_lines(self) -> tuple[LogLine, ...]:
+        """What nginx writes to the access logs for this request, in access_log order."""
+        return self.collect_log_lines()
 
     @property
     def trace(self) -> tuple[Step, ...]:
@@ -216,6 +245,7 @@ class Decision:
             "not_simulated": list(self.not_simulated),
             "notes": list(self.notes),
             "trace": [s.to_dict() for s in self.trace],
+            "log_lines": [line.to_dict() for line in self.log_lines],
         }
 
     def explain(self) -> str:

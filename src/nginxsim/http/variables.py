@@ -278,8 +278,10 @@ def _server_name(r: Context) -> bytes | None:
 
 
 def _server_protocol(r: Context) -> bytes | None:
+    """`ngx_http_variable_request` over `r->http_protocol`: not found for HTTP/0.9 (its request
+    line names no protocol), which a log writes as "-"."""
     v = r.request.http_version
-    return b"" if v == "0.9" else b"HTTP/" + v.encode()
+    return None if v == "0.9" else b"HTTP/" + v.encode()
 
 
 def _request(r: Context) -> bytes | None:
@@ -427,7 +429,7 @@ UNSIMULATED = tuple("""
     ssl_client_fingerprint ssl_client_verify ssl_client_v_start ssl_client_v_end ssl_client_v_remain
     http2 tcpinfo_rtt tcpinfo_rttvar tcpinfo_snd_cwnd tcpinfo_rcv_space
     invalid_referer secure_link secure_link_expires uid_got uid_set uid_reset
-    fastcgi_script_name fastcgi_path_info upstream_cookie_name
+    upstream_cookie_name
     date_local date_gmt geoip_country_code geoip_country_name geoip_city
 """.split())
 UNSIMULATED_PREFIXES = ("sent_http_", "sent_trailer_", "upstream_http_", "upstream_trailer_", "upstream_cookie_")
