@@ -75,6 +75,8 @@ STATEMENTS = [
     'return 200 "$s2 $request_id";',
     'error_page 418 = @n; return 418;',
     'return 302 /to/$g2/$m2;',
+    'deny 10.1.0.0/16;',
+    'allow 10.0.0.0/8; allow 2001:db8::/32; deny all;',
 ]
 PASSES = ['proxy_pass http://u1;', 'proxy_pass http://uh;', 'proxy_pass http://hk;', 'proxy_pass http://hs;',
           'uwsgi_pass unix:/run/$m.sock;', 'proxy_pass http://$m2;', '']

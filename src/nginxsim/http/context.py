@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import ipaddress
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from .files import FileInfo
 from .request import Request
-from .variables import UNSET, Variable
+from .variables import UNSET, Variable, text_addr
 
 if TYPE_CHECKING:
     from ..plan import LocationConf, Plan, ServerConf
@@ -138,12 +139,33 @@ class Context:
                 self.slots[var.index] = c if c is not None else b""  # unset group: empty, found
                 self.evaluated.append(var)
 
-    def stat(self, path: bytes) -> FileInfo | None:
-        """The file system, as the plan's file view answers (see http/files.py)."""
-        return self.plan.files.stat(path)
+    def lookup(self, path: bytes) -> FileInfo | int:
+        """The file system, as the plan's file view answers (see http/files.py): the file's
+        information or the errno of the failed stat."""
+        return self.plan.files.lookup(path)
 
-    def realpath(self, path: bytes) -> bytes:
+    def stat(self, path: bytes) -> FileInfo | None:
+        info = self.lookup(path)
+        return info if isinstance(info, FileInfo) else None
+
+    def realpath(self, path: bytes) -> bytes | None:
         return self.plan.files.realpath(path)
+
+    def read_file(self, path: bytes) -> bytes:
+        """A file's contents (an `auth_basic_user_file`); raises OSError as nginx's open/read fail."""
+        return self.plan.files.read(path)
+
+    def client_answer(self, key: object, answer: Callable[[IPAddress | None, bytes, int], Hashable]) -> Hashable:
+        """`answer(client, $remote_addr text, port)`, a pure function of the client (e.g. which
+        allow/deny rule holds): decision sharing re-asks it for each client (http/replay.py)
+        instead of counting it as reading the client. `key` names the question."""
+        client = self.client
+        text = self.request.client_text if client is self.request.client and self.request.client_text else None
+        return answer(client, text if text is not None else text_addr(client), self.client_port)
+
+    def client_for_trace(self) -> IPAddress | None:
+        """The client address for a trace's text only (decision sharing does not count it)."""
+        return self.client
 
     def note_unsimulated(self, what: str) -> None:
         note = f"{what} has no value in a simulation (it comes from the response, TLS or timing)"

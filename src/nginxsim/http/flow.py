@@ -6,7 +6,7 @@ redirect a request without importing the engine that calls them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from .context import Context
@@ -36,23 +36,29 @@ class Finalize(Exception):
         self.special = special
 
 
-def internal_redirect(r: Context, uri: bytes, args: bytes) -> None:
+def internal_redirect(r: Context, uri: bytes, args: bytes) -> NoReturn:
     """`ngx_http_internal_redirect`: counts toward the 10 changes, then restarts the phases."""
     count_uri_change(r, f"internally redirecting to {_s(uri)}")
     r.uri, r.args = uri, args
     r.valid_unparsed_uri = False
+    r.module_state.pop("add_uri_to_alias", None)
+    r.module_state.pop("ctx", None)  # nginx clears the modules' request contexts (r->ctx)
     r.loc = r.server.loc
     raise Redirect
 
 
-def named_location(r: Context, name: str) -> None:
+def named_location(r: Context, name: str) -> NoReturn:
     """`ngx_http_named_location`: $uri, $args and the method are kept; no location search."""
+    count_uri_change(r, f"jumping to named location {name}")
+    if not r.uri:
+        r.notes.append(f'empty URI in redirect to named location "{name}": 500')
+        raise Finalize(500)
     loc = r.server.loc.named.get(name)
     if loc is None:
         r.notes.append(f'could not find named location "{name}": 500')
         raise Finalize(500)
-    count_uri_change(r, f"jumping to named location {name}")
     r.loc = loc
+    r.module_state.pop("ctx", None)  # nginx clears the modules' request contexts (r->ctx)
     if r.trace.enabled:
         r.trace.add("location", f"jump to {name}", loc.label, loc.file, loc.line)
     raise NamedJump

@@ -19,6 +19,8 @@ params: they may show the client) is computed when first read, by routing that c
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable, Hashable
 from dataclasses import fields
 from ipaddress import IPv4Address
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..decision import Decision, Upstream
 from . import engine
 from .context import Context, IPAddress
-from .files import FileInfo
+from .files import FileInfo, Files
 from .request import CLIENT_PORT, Request
 from .trace import Trace
 from .variables import CLIENT_INPUTS, Variable, text_addr
@@ -86,6 +88,9 @@ def _watched(name: str) -> Any:
     return property(read, slot.__set__)
 
 
+_CLIENT_SLOT, _PORT_SLOT = Context.__dict__["client"], Context.__dict__["client_port"]
+
+
 class Recorder(Context):
     """A Context that notes the questions a route asks (client leaves, the file system) and
     whether it reads the client any other way."""
@@ -131,17 +136,45 @@ class Recorder(Context):
         self.answers.append((Question(var, leaf), value))
         return value
 
-    def stat(self, path: bytes) -> FileInfo | None:
-        info = super().stat(path)
+    def lookup(self, path: bytes) -> FileInfo | int:
+        info = super().lookup(path)
         files = self.plan.files
-        self.answers.append((Question(("stat", path), lambda client, text, port: files.stat(path)), info))
+        self.answers.append((Question(("stat", path), lambda client, text, port: files.lookup(path)), info))
         return info
 
-    def realpath(self, path: bytes) -> bytes:
+    def realpath(self, path: bytes) -> bytes | None:
         real = super().realpath(path)
         files = self.plan.files
         self.answers.append((Question(("realpath", path), lambda client, text, port: files.realpath(path)), real))
         return real
+
+    def client_answer(self, key: object, answer: Callable[[IPAddress | None, bytes, int], Hashable]) -> Hashable:
+        client = _CLIENT_SLOT.__get__(self)
+        request = self.request
+        if client is not request.client:  # replaced (realip): not what a later client is asked with
+            self.sensitive = True
+        value = answer(client, client_text(request), _PORT_SLOT.__get__(self))
+        self.answers.append((Question(key, answer), value))
+        return value
+
+    def client_for_trace(self) -> IPAddress | None:
+        return _CLIENT_SLOT.__get__(self)  # type: ignore[no-any-return]
+
+    def read_file(self, path: bytes) -> bytes:
+        files = self.plan.files
+        found = _contents(files, path)
+        self.answers.append((Question(("read", path), lambda client, text, port: _contents(files, path)), found))
+        if isinstance(found, int):
+            raise OSError(found, os.strerror(found), path)
+        return found
+
+
+def _contents(files: Files, path: bytes) -> bytes | int:
+    """A file's contents, or the errno reading it fails with (an answer a later client compares)."""
+    try:
+        return files.read(path)
+    except OSError as e:
+        return e.errno or errno.EIO
 
 
 class SharedDecision(Decision):

@@ -8,10 +8,12 @@ file system read-only (stat only).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import stat
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -214,44 +216,161 @@ def _params(r: Context, module: str) -> Headers:
     return Headers(out)
 
 
-def _root_path(r: Context) -> bytes:
-    """`ngx_http_map_uri_to_path`: root + $uri, or alias + what follows the location name."""
+ALIAS_IN_REGEX = -1
+"""`clcf->alias` of an alias written in a regex location (nginx's NGX_MAX_SIZE_T_VALUE): the
+evaluated alias is the whole path, $uri is not appended (unless try_files set add_uri_to_alias)."""
+
+
+def alias_length(r: Context) -> int:
+    """`clcf->alias`: 0 for root, else the length of the name of the location the alias is
+    written in (a nested location inherits it), or ALIAS_IN_REGEX."""
     kind, _, _, name_b, in_regex = r.loc.conf.get("root", _DEFAULT_ROOT)
+    if kind != "alias":
+        return 0
+    return ALIAS_IN_REGEX if in_regex else len(name_b)
+
+
+def map_uri_to_path(r: Context) -> tuple[bytes, int] | None:
+    """`ngx_http_map_uri_to_path`: the file path of $uri and the length of its root part. An
+    alias replaces exactly as many bytes of $uri as its location's name has, with no slash
+    logic. None (nginx answers 500) for an alias where `rewrite ... break` changed the URI."""
+    alias = alias_length(r)
+    if alias and not r.valid_location:
+        note = f'"alias" cannot be used in location "{r.loc.name}" where URI was rewritten: 500'
+        if note not in r.notes:
+            r.notes.append(note)
+        return None
     base = _document_root(r)
-    if kind == "alias":
-        return base if in_regex else base + r.uri[len(name_b) :]
-    return base + r.uri
+    if alias == ALIAS_IN_REGEX:
+        return (base + r.uri if r.module_state.get("add_uri_to_alias") else base), len(base)
+    return base + r.uri[alias:], len(base)
+
+
+def ends_in_slash(r: Context) -> bool:
+    """`r->uri.data[r->uri.len - 1] == '/'`. A try_files that found "" leaves $uri empty, and
+    nginx then reads the byte before it in its buffer: the last byte of the root."""
+    if r.uri:
+        return r.uri[-1] == 0x2F
+    return bool(r.module_state.get("slash_before_uri"))
 
 
 def _static(r: Context) -> None:
-    """Index for '/'-ending URIs, else the static handler; nothing found: 403/404."""
+    """`ngx_http_core_content_phase` without a location handler: nginx runs the content
+    handlers in reverse order of registration, index, autoindex, static; when all decline
+    (a '/'-ending URI without index file or listing) the answer is 403."""
+    if ends_in_slash(r):
+        _index_handler(r)
+        _autoindex_handler(r)
+    _static_handler(r)
+    r.trace.add("content", f"$uri {_s(r.uri)}", "directory index is forbidden: 403")
+    raise Finalize(403)
+
+
+def _index_handler(r: Context) -> None:
+    """`ngx_http_index_handler`: the first index name that exists (file or directory alike)
+    is an internal redirect to $uri + name, args kept; an absolute name redirects untested.
+    ENOENT tests the directory once (missing: 404), other errors end the request."""
     if r.method not in (b"GET", b"HEAD", b"POST"):
-        raise Finalize(405)
-    path = _root_path(r)
-    if r.uri.endswith(b"/"):
-        for name in r.loc.conf.get("index", (b"index.html",)):
-            info = r.stat(path + name)
-            if info is not None and stat.S_ISREG(info.mode):
-                r.trace.add("content", f"index {_s(name)}", f"found {_s(path + name)}: internal redirect")
-                internal_redirect(r, r.uri + name, r.args)
-        info = r.stat(path)
-        if info is not None and stat.S_ISDIR(info.mode):
-            if r.loc.conf.get("autoindex", False):
-                r.trace.add("content", f"autoindex of {_s(path)}", "directory listing: 200")
-                r.notes.append(f"autoindex: nginx answers with a listing of {_s(path)}")
-                raise Finalize(200, special=False)
-            r.trace.add("content", f"index of {_s(path)}", "directory without index file: 403")
+        return
+    index: Index = r.loc.conf.get("index", _DEFAULT_INDEX)
+    mapped: tuple[bytes, int] | None = None
+    dir_tested = False
+    for spec in index.names:
+        name = spec if isinstance(spec, bytes) else spec.eval(r)
+        if name.startswith(b"/"):
+            r.trace.add("content", f"index {_s(name)}", "absolute: internal redirect", index.file, index.line)
+            internal_redirect(r, name, r.args)
+        if mapped is None:
+            mapped = map_uri_to_path(r)
+            if mapped is None:
+                raise Finalize(500)
+        base = mapped[0]
+        info = r.lookup(base + name)
+        if isinstance(info, FileInfo):
+            r.trace.add("content", f"index {_s(name)}", f"{_s(base + name)} exists: internal redirect",
+                        index.file, index.line)
+            internal_redirect(r, r.uri + name, r.args)
+        r.trace.add("content", f"index {_s(name)}", f"{_s(base + name)}: {errno.errorcode.get(info, info)}",
+                    index.file, index.line)
+        if info in (errno.ELOOP, errno.EMLINK, errno.EACCES):
             raise Finalize(403)
-        r.trace.add("content", f"index of {_s(path)}", "directory does not exist: 404")
-        raise Finalize(404)
-    info = r.stat(path)
-    if info is None:
-        r.trace.add("content", f"static file {_s(path)}", "not found: 404")
-        raise Finalize(404)
-    if stat.S_ISDIR(info.mode):
-        raise Finalize(301, escape_uri(r.uri + b"/") + (b"?" + r.args if r.args else b""))
-    if r.method == b"POST":
+        if info in (errno.ENOTDIR, errno.ENAMETOOLONG):
+            raise Finalize(404)
+        if not dir_tested:
+            _index_test_dir(r, base)
+            dir_tested = True
+        if info != errno.ENOENT:
+            raise Finalize(500)
+
+
+def _index_test_dir(r: Context, base: bytes) -> None:
+    """`ngx_http_index_test_dir`: the directory the index names were looked for in (without its
+    trailing '/'): missing is 404, not a directory 500; EACCES lets the search go on."""
+    path = base[:-1] if base.endswith(b"/") and len(base) > 1 else base
+    info = r.lookup(path)
+    if isinstance(info, FileInfo):
+        if stat.S_ISDIR(info.mode):
+            return
+        r.notes.append(f'"{_s(path)}" is not a directory: 500')
+        raise Finalize(500)
+    if info in (errno.ELOOP, errno.EMLINK):
+        raise Finalize(403)
+    if info == errno.EACCES:
+        return
+    r.trace.add("content", f"index directory {_s(path)}", errno.errorcode.get(info, str(info)))
+    raise Finalize(404 if info == errno.ENOENT else 500)
+
+
+def _autoindex_handler(r: Context) -> None:
+    """`ngx_http_autoindex_handler`: with `autoindex on`, GET/HEAD of a '/'-ending URI lists the
+    directory (the mapped path minus its last byte); opendir's errors are 404/403/500."""
+    if r.method not in (b"GET", b"HEAD") or not r.loc.conf.get("autoindex", False):
+        return
+    mapped = map_uri_to_path(r)
+    if mapped is None:
+        raise Finalize(500)
+    path = mapped[0][:-1] if len(mapped[0]) > 1 else mapped[0]
+    info = r.lookup(path)
+    if isinstance(info, FileInfo) and not stat.S_ISDIR(info.mode):
+        info = errno.ENOTDIR
+    if isinstance(info, int):
+        r.trace.add("content", f"autoindex of {_s(path)}", errno.errorcode.get(info, str(info)))
+        raise Finalize(404 if info in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG)
+                       else 403 if info == errno.EACCES else 500)
+    r.trace.add("content", f"autoindex of {_s(path)}", "directory listing: 200")
+    r.notes.append(f"autoindex: nginx answers with a listing of {_s(path)}")
+    raise Finalize(200, special=False)
+
+
+def _static_handler(r: Context) -> None:
+    """`ngx_http_static_handler`: 405 for methods other than GET/HEAD/POST; declines for
+    '/'-ending URIs; a directory is a 301 to $uri/ (escaped, with args); a regular file is 200
+    (405 for POST); anything else 404. Failures: 404 (ENOENT, ENOTDIR, ENAMETOOLONG), 403
+    (EACCES, ELOOP, EMLINK), 500."""
+    if r.method not in (b"GET", b"HEAD", b"POST"):
+        r.trace.add("content", f"static {_s(r.method)}", "method not allowed: 405")
         raise Finalize(405)
+    if ends_in_slash(r):
+        return
+    mapped = map_uri_to_path(r)
+    if mapped is None:
+        raise Finalize(500)
+    path = mapped[0]
+    info = r.lookup(path)
+    if isinstance(info, int):
+        r.trace.add("content", f"static file {_s(path)}", errno.errorcode.get(info, str(info)))
+        raise Finalize(404 if info in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG)
+                       else 403 if info in (errno.EACCES, errno.ELOOP, errno.EMLINK) else 500)
+    if stat.S_ISDIR(info.mode):
+        r.trace.add("content", f"static file {_s(path)}", "a directory: 301 to add the trailing slash")
+        raise Finalize(301, escape_uri(r.uri) + b"/" + (b"?" + r.args if r.args else b""))
+    if not stat.S_ISREG(info.mode):
+        r.trace.add("content", f"static file {_s(path)}", "not a regular file: 404")
+        raise Finalize(404)
+    if r.method == b"POST":
+        r.trace.add("content", f"static file {_s(path)}", "POST to a file: 405")
+        raise Finalize(405)
+    r.trace.add("content", f"static file {_s(path)}", "200")
     r.module_state["file"] = _s(path)
     raise Finalize(200)
 
@@ -264,26 +383,51 @@ _DEFAULT_ROOT = ("root", None, None, b"", False)  # `root html` under the prefix
 
 
 def _document_root(r: Context) -> bytes:
-    """`$document_root`: the evaluated root or alias, made absolute against the prefix."""
+    """`$document_root`: the evaluated root or alias. A root not starting with '$' was made
+    absolute when compiled (`ngx_conf_full_name`); one that starts with a variable is made
+    absolute against the prefix after evaluation (`ngx_get_full_name`)."""
     value = r.loc.conf.get("root", _DEFAULT_ROOT)[1]
-    base = value.eval(r) if value is not None else b"html"
-    return base if base.startswith(b"/") else os.path.join(r.plan.tree.prefix.encode(), base)
+    if value is None:
+        return os.path.join(r.plan.tree.prefix.encode(), b"html")
+    base: bytes = value.eval(r)
+    if value.const is None and not base.startswith(b"/"):
+        return os.path.join(r.plan.tree.prefix.encode(), base)
+    return base
 
 
 def _realpath_root(r: Context) -> bytes | None:
-    return r.realpath(_document_root(r) or b"")
+    """`$realpath_root`: not found when realpath(3) fails (e.g. a missing root)."""
+    return r.realpath(_document_root(r))
 
 
 def _request_filename(r: Context) -> bytes | None:
-    return _root_path(r)
+    mapped = map_uri_to_path(r)
+    return mapped[0] if mapped is not None else None
 
 
-def _index(d: Directive, level: Level, cc: Compiler) -> tuple[bytes, ...]:
-    """`ngx_http_index_set_index`: names tried in order; empty names are refused."""
-    for name in d.args:
+@dataclass(frozen=True, slots=True)
+class Index:
+    """An `index` directive: names (a Complex when it has variables), where it is written."""
+
+    names: tuple[bytes | Complex, ...]
+    file: str | None
+    line: int | None
+
+
+_DEFAULT_INDEX = Index((b"index.html",), None, None)
+
+
+def _index(d: Directive, level: Level, cc: Compiler) -> Index:
+    """`ngx_http_index_set_index`: names tried in order; an empty one is refused (nginx's
+    message names the first argument), an absolute one before the last only warns."""
+    names: list[bytes | Complex] = []
+    for i, name in enumerate(d.args):
+        if name.startswith("/") and i != len(d.args) - 1:
+            cc.warn(d, 'only the last index in "index" directive should be absolute')
         if not name:
-            raise error(d, f'index "{name}" in "index" directive is invalid')
-    return tuple(a.encode("utf-8", "surrogateescape") for a in d.args)
+            raise error(d, f'index "{d.args[0]}" in "index" directive is invalid')
+        names.append(cc.complex(name, d) if "$" in name else name.encode("utf-8", "surrogateescape"))
+    return Index(tuple(names), d.file, d.line)
 
 
 MODULE = Module(
