@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..decision import Decision, Headers, Upstream
 from ..errors import RequestError
-from ..modules import content, rewrite
+from ..modules import content, log, rewrite
+from ..modules.base import ACCESS_OK, WWW_AUTHENTICATE
 from ..modules.proxy import escape_uri
 from ..regex import RegexMatchError
 from .context import MAX_URI_CHANGES, Context
@@ -211,8 +212,31 @@ def _request_line_and_headers(r: Context) -> None:
         r.trace.add("server", f"Host {_s(host) if host is not None else '(none)'}", f"{server.label} ({how})",
                     server.file, server.line)
     _header_map(r, req)
+    repeated = _repeated_unique_header(r.headers_in)
+    if repeated is not None:
+        r.notes.append(f"400: a second {_s(repeated)} header")
+        raise Finalize(400)
     if req.http_version == "1.1" and req.method in (b"TRACE", b"CONNECT"):
         raise Finalize(405)
+
+
+# The request headers nginx keeps one of (`ngx_http_process_unique_header_line`).
+_UNIQUE_HEADERS = frozenset((b"if-modified-since", b"if-unmodified-since", b"if-match", b"if-none-match",
+                             b"content-length", b"content-range", b"if-range", b"transfer-encoding", b"expect",
+                             b"authorization"))
+
+
+def _repeated_unique_header(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """`ngx_http_process_unique_header_line`: the name of the first header repeated among
+    those nginx allows once (a second one is 400)."""
+    seen: set[bytes] = set()
+    for name, _ in headers:
+        low = name.lower()
+        if low in _UNIQUE_HEADERS:
+            if low in seen:
+                return name
+            seen.add(low)
+    return None
 
 
 def _header_map(r: Context, req: Request) -> None:
@@ -266,11 +290,41 @@ def _walk_named(r: Context) -> None:
         _find_config(r)
     for handler in r.plan.preaccess:
         handler(r)
-    for handler in r.plan.access:
-        handler(r)
+    if r.plan.access:
+        _access(r)
     for handler in r.plan.precontent:
         handler(r)
     content.run(r)
+
+
+def _access(r: Context) -> None:
+    """ACCESS and POST_ACCESS (`ngx_http_core_access_phase`, `ngx_http_core_post_access_phase`).
+
+    `satisfy all`: the first handler that refuses ends the request. `satisfy any`: the first
+    that allows skips the rest and cancels a pending WWW-Authenticate; if none allows, 401 when
+    one asked for credentials, else 403. Any other refusal (500) ends the request at once.
+    """
+    satisfy_any = r.loc.conf.get("satisfy") == "any"
+    code = 0
+    for handler in r.plan.access:
+        rc = handler(r)
+        if rc is None:
+            continue
+        if rc == ACCESS_OK:
+            if not satisfy_any:
+                continue
+            challenge = r.module_state.pop(WWW_AUTHENTICATE, None)
+            r.headers_out = [h for h in r.headers_out if h is not challenge]
+            if r.trace.enabled:
+                r.trace.add("access", "satisfy any", "allowed: the other access checks are skipped")
+            return
+        if satisfy_any and rc in (401, 403):
+            code = code if code == 401 else rc
+            continue
+        raise Finalize(rc)
+    if code:
+        r.trace.add("access", "satisfy any", f"no access check allowed: {code}")
+        raise Finalize(code)
 
 
 def _server_rewrite(r: Context) -> None:
@@ -354,12 +408,16 @@ def _finalize(r: Context, f: Finalize) -> None:
                 r.error_page_used = True
             for page in pages:
                 if f.status in page.codes:
+                    if f.location is not None:  # r->headers_out.location outlives the error page's redirect
+                        r.module_state["location"] = f.location
                     _send_error_page(r, page, f)
                     return
     r.status = f.status
     r.body = f.body
-    if f.location is not None:
-        r.headers_out.append(("Location", _s(_absolute_location(r, f.location))))
+    kept = r.module_state.pop("location", None)
+    location = f.location if f.location is not None else kept
+    if location is not None:
+        r.headers_out.append(("Location", _s(_absolute_location(r, location))))
 
 
 def _send_error_page(r: Context, page: Any, f: Finalize) -> None:
@@ -379,6 +437,7 @@ def _send_error_page(r: Context, page: Any, f: Finalize) -> None:
     status = page.overwrite if page.overwrite in _REDIRECT_CODES else 302
     r.err_status = status
     r.status = status
+    r.module_state.pop("location", None)  # ngx_http_clear_location
     r.headers_out.append(("Location", _s(_absolute_location(r, target))))
 
 
@@ -433,6 +492,7 @@ def _decision(r: Context) -> Decision:
         r.notes,
         MAX_URI_CHANGES + 1 - r.uri_changes,
         lambda: f"{_s(text_addr(req.client))} {_s(req.request_line)}",
+        collect_log_lines=lambda: log.log_lines(r),
     )
 
 

@@ -157,6 +157,8 @@ def compile_complex(text: str, table: VariableTable, d: Directive) -> Complex:
         bracket = i < n and text[i] == "{"
         if bracket:
             i += 1
+            if i == n:  # "${" ends the string
+                raise ConfigError("invalid variable name", d.file, d.line)
         start = i
         while i < n and text[i] in _NAME_CHARS:
             i += 1

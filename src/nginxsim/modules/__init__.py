@@ -6,6 +6,8 @@ Order matters where nginx's does: phase handlers run in the order modules regist
 from __future__ import annotations
 
 from . import (
+    access,
+    auth_basic,
     auth_request,
     content,
     core,
@@ -13,12 +15,16 @@ from . import (
     geo,
     grpc,
     headers,
+    log,
     map,
+    notices,
     proxy,
     realip,
+    response,
     rewrite,
     scgi,
     split_clients,
+    try_files,
     upstream,
     uwsgi,
 )
@@ -26,6 +32,8 @@ from .base import Command, Module
 
 MODULES: tuple[Module, ...] = (
     core.MODULE,
+    log.MODULE,
+    response.MODULE,
     rewrite.MODULE,
     realip.MODULE,
     geo.MODULE,
@@ -38,8 +46,14 @@ MODULES: tuple[Module, ...] = (
     scgi.MODULE,
     grpc.MODULE,
     content.MODULE,
+    try_files.MODULE,  # the only PRECONTENT handler simulated (mirror is not)
     headers.MODULE,
+    # nginx registers auth_request, auth_basic, access in that order and runs a phase's handlers
+    # last-registered first (ngx_http_init_phase_handlers); ours run in list order, hence reversed
+    access.MODULE,
+    auth_basic.MODULE,
     auth_request.MODULE,
+    notices.MODULE,  # warnings only: no phase handler
 )
 
 INERT = core.INERT

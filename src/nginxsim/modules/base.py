@@ -42,6 +42,11 @@ class Command:
 
 
 PhaseHandler = Callable[["Context"], None]
+AccessHandler = Callable[["Context"], "int | None"]
+"""An ACCESS phase handler's answer, as `ngx_http_core_access_phase` reads it: None declines
+(NGX_DECLINED), `ACCESS_OK` allows, an HTTP status (401, 403, 500) refuses."""
+ACCESS_OK = 0
+WWW_AUTHENTICATE = "www_authenticate"  # module_state key: the line r->headers_out.www_authenticate points at
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +61,7 @@ class Module:
     variables: tuple[tuple[str, Getter, bool], ...] = ()  # (name, getter, cacheable)
     post_read: PhaseHandler | None = None
     preaccess: PhaseHandler | None = None
-    access: PhaseHandler | None = None
+    access: AccessHandler | None = None
     precontent: PhaseHandler | None = None
     header_filter: PhaseHandler | None = None  # runs once the response status is known
     finish: Callable[[Compiler], None] | None = None  # after merging, before the Plan is built

@@ -294,6 +294,17 @@ def _internal(d: Directive, level: Level, cc: Compiler) -> bool:
     return True
 
 
+def _satisfy(d: Directive, level: Level, cc: Compiler) -> str:
+    """`ngx_conf_set_enum_slot` over all|any (case-insensitive): read by the ACCESS phase
+    checker (engine._access); the duplicate check comes before the value's."""
+    if "satisfy" in level.values:
+        raise error(d, '"satisfy" directive is duplicate')
+    value = d.args[0].lower()
+    if value not in ("all", "any"):
+        raise error(d, f'invalid value "{d.args[0]}"')
+    return value
+
+
 def _root(d: Directive, level: Level, cc: Compiler) -> tuple[str, Any, Directive, bytes, bool]:
     """`ngx_http_core_root`: root and alias share one slot, so they are inherited as a unit."""
     if "root" in level.values:
@@ -303,10 +314,14 @@ def _root(d: Directive, level: Level, cc: Compiler) -> tuple[str, Any, Directive
         raise error(d, f'"{d.name}" directive is duplicate, "{prev}" directive was specified earlier')
     loc: LocationConf | None = level.owner  # None at http level
     if d.name == "alias" and loc is not None and loc.kind == "named":
-        raise error(d, f'"alias" directive cannot be used inside the named location "{loc.name}"')
-    path = d.args[0]
-    if d.name == "root" and path.endswith("/") and len(path) > 1:
-        path = path[:-1]
+        raise error(d, 'the "alias" directive cannot be used inside the named location')
+    text = d.args[0]
+    for var in ("document_root", "realpath_root"):
+        if f"${var}" in text or f"${{{var}}}" in text:
+            raise error(d, f'the ${var} variable cannot be used in the "{d.name}" directive')
+    path = text[:-1] if d.name == "root" and text.endswith("/") else text
+    if not text.startswith(("/", "$")):  # ngx_conf_full_name; "/" itself stays "" (absolute)
+        path = cc.tree.prefix.rstrip("/") + "/" + path
     # alias keeps the name length of the location it is written in: nested locations inherit it
     name_b, in_regex = (loc.name_b, loc.regex is not None) if loc is not None else (b"", False)
     return (d.name, cc.complex(path, d), d, name_b, in_regex)
@@ -320,6 +335,7 @@ COMMANDS = (
     Command(DirectiveSpec("location", HTTP_SRV | HTTP_LOC, BLOCK | TAKE12, Merge.LOCAL), _location),
     Command(DirectiveSpec("limit_except", HTTP_LOC, BLOCK | ONEMORE, Merge.LOCAL), _limit_except),
     Command(DirectiveSpec("internal", HTTP_LOC, NOARGS), _internal),
+    Command(DirectiveSpec("satisfy", HTTP_ANY, TAKE1), _satisfy),
     Command(DirectiveSpec("error_page", HTTP_ANY | HTTP_LIF, TWOMORE, Merge.ARRAY), _error_page),
     Command(DirectiveSpec("recursive_error_pages", HTTP_ANY, FLAG), _flag),
     Command(DirectiveSpec("merge_slashes", HTTP_MAIN | HTTP_SRV, FLAG), _flag),
@@ -375,7 +391,7 @@ INERT = frozenset("""
     grpc_socket_keepalive
     open_file_cache open_file_cache_valid open_file_cache_min_uses open_file_cache_errors directio
     directio_alignment aio aio_write output_buffers postpone_output read_ahead
-    limit_rate limit_rate_after etag if_modified_since add_trailer
+    limit_rate limit_rate_after etag if_modified_since add_trailer auth_delay
     default_type types chunked_transfer_encoding msie_padding msie_refresh
     max_ranges ssi_types sub_filter_types
     events worker_processes worker_connections worker_rlimit_nofile worker_cpu_affinity worker_priority

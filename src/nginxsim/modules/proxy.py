@@ -9,7 +9,7 @@ time `PassHandler.run` builds what the backend receives (`ngx_http_proxy_create_
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -381,23 +381,11 @@ def _level_redirects(level: Level | None, memo: dict[int, Redirects]) -> Redirec
     return found
 
 
-def _locations(cc: Compiler) -> Iterator[LocationConf]:
-    def walk(loc: LocationConf) -> Iterator[LocationConf]:
-        yield loc
-        for child in (*loc.static, *loc.regexes, *loc.named.values()):
-            yield from walk(child)
-
-    for server in cc.servers:
-        yield from walk(server.loc)
-    for key in ("if_blocks", "limit_except_blocks"):
-        yield from cc.state.get(key, ())
-
-
 def _finish(cc: Compiler) -> None:
     """Groups for static passes, then each location's effective `proxy_redirect` list."""
     resolve_groups(cc)
     memo: dict[int, Redirects] = {}
-    for loc in _locations(cc):
+    for loc in cc.locations():
         loc.conf["proxy_redirect:rules"] = _level_redirects(loc.level, memo)[1]
 
 
