@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from .config import Config, load
 from .decision import Decision, Headers, Place, Upstream
+from .diagnostics import Finding, lint
 from .errors import ConfigError, RequestError, UndefinedBehavior
 
 __all__ = [
-    "Config", "ConfigError", "Decision", "Headers", "Place", "RequestError", "UndefinedBehavior", "Upstream", "load",
+    "Config", "ConfigError", "Decision", "Finding", "Headers", "Place", "RequestError", "UndefinedBehavior", "Upstream",
+    "lint", "load",
 ]
 __version__ = "0.1.0"

@@ -8,7 +8,9 @@ from typing import Any
 from . import conf
 from .conf.spec import DirectiveSpec
 from .decision import Decision
+from .errors import ConfigError
 from .http import replay
+from .http.files import Entry
 from .http.request import Request, parse_address, prepare_request
 from .modules import INERT, MODULES
 from .modules.upstream import UpstreamGroup
@@ -105,12 +107,24 @@ def load(
     text: str | None = None,
     files: Mapping[str, str] | None = None,
     prefix: str | None = None,
+    fs: Mapping[str, Entry] | None = None,
 ) -> Config:
-    """Read, validate and compile a config the way `nginx -t` does; raises ConfigError."""
+    """Read, validate and compile a config the way `nginx -t` does; raises ConfigError.
+
+    `fs` describes the file system requests see instead of the real one: `{path: contents}` for
+    files, a path ending in "/" or valued None for a directory, `Symlink(target)`/`File(...)`
+    from `nginxsim.http.files`; relative paths are under the prefix."""
     tree, errors = conf.check(path, text=text, files=files, prefix=prefix, specs=_SPECS)
-    if errors:
+    try:
+        if not errors:
+            return Config(build_plan(tree, MODULES, INERT, fs))
         raise errors[0]
-    return Config(build_plan(tree, MODULES, INERT))
+    except ConfigError as e:
+        # nginx meets errors in its own order (a handler's before a later directive's generic
+        # checks): the error path asks every pass (lazily: diagnostics imports this module)
+        from .diagnostics import first_error
+
+        raise first_error(path, text=text, files=files, prefix=prefix) or e from None
 
 
 def _specs() -> dict[str, tuple[DirectiveSpec, ...]]:

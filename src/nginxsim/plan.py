@@ -9,7 +9,8 @@ location trees. Requests never see directives, only the Plan's objects.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from .conf.directive import Directive
 from .conf.spec import Merge
 from .decision import Place
 from .errors import ConfigError
-from .http.files import RealFiles
+from .http.files import Entry, Files, RealFiles, VirtualFiles
 from .http.script import Complex, compile_complex
 from .http.variables import VariableTable, register_builtins
 from .modules.base import Command, Module
@@ -168,7 +169,7 @@ class Plan:
     header_filters: tuple[Any, ...] = ()
     warnings: tuple[str, ...] = ()
     modules_state: dict[str, Any] = field(default_factory=dict)
-    files: RealFiles = field(default_factory=RealFiles)  # what stat and realpath answer
+    files: Files = field(default_factory=RealFiles)  # what stat and realpath answer
     # Memo of the location search, a pure function of (server, $uri): see engine._find_config.
     location_memo: dict[tuple[int, bytes, bool], Any] = field(default_factory=dict)
 
@@ -177,11 +178,27 @@ class Plan:
 # The compiler.
 
 
+@dataclass
+class Collect:
+    """A compile that records errors and goes on (`nginxsim lint`) instead of raising the first.
+
+    `skip`: ids of directives that failed nginx's generic checks (their handlers never run).
+    `errors`: each with the last directive read when nginx meets it, None for the checks made
+    once the http block is read. A directive's handler that fails stops only that directive.
+    """
+
+    skip: frozenset[int]
+    errors: list[tuple[ConfigError, Directive | None]] = field(default_factory=list)
+
+
 class Compiler:
     """Walks the directive tree once, dispatching to module handlers (`ngx_conf_parse`)."""
 
-    def __init__(self, tree: ConfTree, modules: Sequence[Module]) -> None:
+    def __init__(self, tree: ConfTree, modules: Sequence[Module], collect: Collect | None = None) -> None:
         self.tree = tree
+        self.collect = collect
+        self.position: Directive | None = None  # the directive being read, or the last one read inside it
+        self._walked: Iterable[Directive] | None = None  # the block just walked, if nothing was entered since
         self.commands: dict[str, list[Command]] = {}
         for m in modules:
             for c in m.commands:
@@ -203,19 +220,78 @@ class Compiler:
                 self.variables.builtin(name, getter, cacheable=cacheable)
 
     # -- walking -------------------------------------------------------------------------------
+    def locations(self) -> Iterator[LocationConf]:
+        """Every location of every server (nested, regex and named ones), then the `if` and
+        `limit_except` blocks, which nginx also treats as locations: for `Module.finish` work
+        done once per location."""
+
+        def walk(loc: LocationConf) -> Iterator[LocationConf]:
+            yield loc
+            for child in (*loc.static, *loc.regexes, *loc.named.values()):
+                yield from walk(child)
+
+        for server in self.servers:
+            yield from walk(server.loc)
+        for key in ("if_blocks", "limit_except_blocks"):
+            yield from self.state.get(key, ())
+
     def block(self, directives: Iterable[Directive], level: Level) -> None:
         for d in directives:
             self.directive(d, level)
+        self._walked = directives
 
     def directive(self, d: Directive, level: Level) -> None:
         bit = LEVEL_CONTEXT[level.kind] if level.kind != "if" else _if_bit(level)
         cmd = next((c for c in self.commands.get(d.name, ()) if c.spec.contexts & bit), None)
+        if self.collect is not None:
+            self.position, self._walked = d, None
         if cmd is None:
             level.unsimulated.append(d)
-            return
+        elif self.collect is None:
+            self._handle(cmd, d, level)
+        elif id(d) not in self.collect.skip:
+            self._handle_collecting(cmd, d, level, self.collect)
+
+    def _handle(self, cmd: Command, d: Directive, level: Level) -> None:
         value = cmd.handler(d, level, self) if cmd.handler is not None else d
         if value is not None:
             self.store(level, cmd, d, value)
+
+    def _handle_collecting(self, cmd: Command, d: Directive, level: Level, collect: Collect) -> None:
+        """`_handle`, recording its error. What a block's handler finds once the block is walked
+        is dropped when the block was cut short by a read error (nginx never gets back to the
+        handler) or its content had errors (nginx stops there; a fix would change the verdict)."""
+        before = len(collect.errors)
+        try:
+            self._handle(cmd, d, level)
+        except ConfigError as e:
+            closing = d.block is not None and self._walked is d.block
+            if not closing or (d.end_line is not None and len(collect.errors) == before
+                               and not _any_skipped(d.block or (), collect.skip)):
+                collect.errors.append((e, self.position))
+        except Exception:
+            if not collect.errors:
+                raise
+            # a state only earlier errors explain (nginx stops at the first): nothing to report
+
+    def failed_after_walk(self, e: ConfigError) -> None:
+        """One of several checks made once the http block is read failed: raise, or when
+        collecting record it and let the step check the rest."""
+        if self.collect is None:
+            raise e
+        self.collect.errors.append((e, None))
+
+    @contextmanager
+    def after_walk(self) -> Iterator[None]:
+        """A check nginx makes once the http block is read; collecting, its error is recorded
+        and the next check runs."""
+        if self.collect is None:
+            yield
+            return
+        try:
+            yield
+        except ConfigError as e:
+            self.collect.errors.append((e, None))
 
     def store(self, level: Level, cmd: Command, d: Directive, value: Any) -> None:
         slot = cmd.slot or cmd.name
@@ -264,6 +340,10 @@ LEVEL_CONTEXT = {
 }
 
 
+def _any_skipped(block: tuple[Directive, ...], skip: frozenset[int]) -> bool:
+    return any(id(d) in skip or _any_skipped(d.block or (), skip) for d in block)
+
+
 def _if_bit(level: Level) -> int:
     return spec.HTTP_SIF if level.parent is not None and level.parent.kind == "server" else spec.HTTP_LIF
 
@@ -286,11 +366,14 @@ def variable_name(d: Directive, text: str) -> str:
 # From the walked tree to the Plan.
 
 
-def build_plan(tree: ConfTree, modules: Sequence[Module], inert: frozenset[str]) -> Plan:
-    """Compile a read (and validated) tree: walk, merge every level, build the lookup tables."""
+def build_plan(tree: ConfTree, modules: Sequence[Module], inert: frozenset[str],
+               fs: Mapping[str, Entry] | None = None, collect: Collect | None = None) -> Plan:
+    """Compile a read (and validated) tree: walk, merge every level, build the lookup tables.
+    `fs`: a virtual file tree (relative paths under the prefix) instead of the real one.
+    `collect`: record errors in it and go on (the Plan is then only good for its warnings)."""
     from .http.servers import build_addresses
 
-    cc = Compiler(tree, modules)
+    cc = Compiler(tree, modules, collect)
     main = Level("main", None, None)
     cc.block(tree.directives, main)
     if cc.http_level is not None:
@@ -305,12 +388,16 @@ def build_plan(tree: ConfTree, modules: Sequence[Module], inert: frozenset[str])
             _finish_location(cc, block, inert)
     for m in modules:
         if m.finish is not None:
-            m.finish(cc)
-    cc.variables.freeze()
-    for c in cc.complexes:
-        c.settle()
+            with cc.after_walk():
+                m.finish(cc)
+    with cc.after_walk():
+        cc.variables.freeze()
+        for c in cc.complexes:
+            c.settle()
     warnings = list(cc.warnings)
-    addresses = build_addresses(cc.servers, warnings)
+    addresses: dict[int, Any] = {}
+    with cc.after_walk():
+        addresses = build_addresses(cc.servers, warnings, cc.failed_after_walk)
     return Plan(
         tree=tree,
         variables=cc.variables,
@@ -326,6 +413,7 @@ def build_plan(tree: ConfTree, modules: Sequence[Module], inert: frozenset[str])
         header_filters=tuple(m.header_filter for m in modules if m.header_filter is not None),
         warnings=tuple(warnings),
         modules_state=dict(cc.state),
+        files=RealFiles() if fs is None else VirtualFiles(fs, tree.prefix),
     )
 
 

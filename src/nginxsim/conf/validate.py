@@ -123,10 +123,11 @@ def _problem(d: Directive, context: int, masks: tuple[int, ...]) -> str | None:
     return f'"{d.name}" directive is not allowed here'
 
 
-def _directive_errors(
+def _failures(
     block: Iterable[Directive], context: int, table: Mapping[str, tuple[int, ...]]
-) -> Iterator[ConfigError]:
-    """Errors in config order; a block is entered only when its directive passed."""
+) -> Iterator[tuple[Directive, ConfigError]]:
+    """Failed directives and their errors in config order; a block is entered only when its
+    directive passed."""
     seen: set[str] = set()
     for d in block:
         problem = _problem(d, context, table.get(d.name, ()))
@@ -134,9 +135,30 @@ def _directive_errors(
             problem = f'"{d.name}" directive is duplicate' if d.name in seen else None
             seen.add(d.name)
         if problem is not None:
-            yield ConfigError(problem, d.file, d.line)
+            yield d, ConfigError(problem, d.file, d.line)
         elif d.block is not None and (inner := _CHILD_CONTEXT.get((context, d.name))) is not None:
-            yield from _directive_errors(d.block, inner, table)
+            yield from _failures(d.block, inner, table)
+
+
+def _directive_errors(
+    block: Iterable[Directive], context: int, table: Mapping[str, tuple[int, ...]]
+) -> Iterator[ConfigError]:
+    return (e for _, e in _failures(block, context, table))
+
+
+def failures(tree: ConfTree, specs: Specs) -> list[tuple[Directive, ConfigError]]:
+    """Every directive that fails the generic checks, with its error, in config order.
+
+    For `nginxsim lint`, which reads on past them: nginx never runs such a directive's handler.
+    """
+    return list(_failures(tree.directives, MAIN, _table(specs)))
+
+
+def missing_events(tree: ConfTree) -> ConfigError | None:
+    """`ngx_event_init_conf`'s refusal, checked once the whole configuration is read."""
+    if any(d.name == "events" for d in tree.directives):
+        return None
+    return ConfigError('no "events" section in configuration')
 
 
 def _first_or_all(errors: Iterator[ConfigError], collect: bool) -> list[ConfigError]:
@@ -153,8 +175,9 @@ def validate(tree: ConfTree, specs: Specs, *, collect: bool = False) -> list[Con
     other contexts, e.g. stream's ``server``, stay).
     """
     errors = _directive_errors(tree.directives, MAIN, _table(specs))
-    if not any(d.name == "events" for d in tree.directives):
-        errors = chain(errors, [ConfigError('no "events" section in configuration')])
+    no_events = missing_events(tree)
+    if no_events is not None:
+        errors = chain(errors, [no_events])
     return _first_or_all(errors, collect)
 
 

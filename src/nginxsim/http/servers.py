@@ -9,6 +9,7 @@ servers in config order, its default server and the name tables: exact, head wil
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +45,15 @@ class AddrConf:
         return f"{self.addr}:{self.port}"
 
 
-def build_addresses(servers: list[ServerConf], warnings: list[str]) -> dict[int, dict[Any, AddrConf]]:
-    """`ngx_http_add_listen` + `ngx_http_optimize_servers`; raises nginx's listen errors."""
+def _raise(e: ConfigError) -> None:
+    raise e
+
+
+def build_addresses(
+    servers: list[ServerConf], warnings: list[str], fail: Callable[[ConfigError], None] = _raise
+) -> dict[int, dict[Any, AddrConf]]:
+    """`ngx_http_add_listen` + `ngx_http_optimize_servers`; raises nginx's listen and server name
+    errors (`fail` may record one instead: the listen or name is then left out)."""
     ports: dict[int, dict[Any, AddrConf]] = {}
     for server in servers:
         listens = server.listens or [_implicit_listen(server)]
@@ -57,10 +65,12 @@ def build_addresses(servers: list[ServerConf], warnings: list[str]) -> dict[int,
             if ac is None:
                 ac = table[ls.addr] = AddrConf(ls.addr, ls.port)
             if server in ac.servers:
-                raise _listen_error(ls, f"a duplicate listen {ac.text}")
+                fail(_listen_error(ls, f"a duplicate listen {ac.text}"))
+                continue
             if ls.default_server:
                 if ac.default is not None and _is_default(ac, ac.default):
-                    raise _listen_error(ls, f"a duplicate default server for {ac.text}")
+                    fail(_listen_error(ls, f"a duplicate default server for {ac.text}"))
+                    continue
                 ac.default = server
                 ac.default_explicit = True  # type: ignore[attr-defined]
             ac.servers.append(server)
@@ -69,7 +79,7 @@ def build_addresses(servers: list[ServerConf], warnings: list[str]) -> dict[int,
         for ac in table.values():
             if ac.default is None:
                 ac.default = ac.servers[0]
-            _build_names(ac, warnings)
+            _build_names(ac, warnings, fail)
     return ports
 
 
@@ -88,7 +98,7 @@ def _implicit_listen(server: ServerConf) -> Listen:
     return Listen(None, 80, False, False, None)
 
 
-def _build_names(ac: AddrConf, warnings: list[str]) -> None:
+def _build_names(ac: AddrConf, warnings: list[str], fail: Callable[[ConfigError], None]) -> None:
     """`ngx_http_server_names`: only when the address has several servers or capturing regexes."""
     has_captures = any(rx is not None and rx.ncaptures for s in ac.servers for _, _, rx in s.names)
     if len(ac.servers) == 1 and not has_captures:
@@ -105,7 +115,8 @@ def _build_names(ac: AddrConf, warnings: list[str]) -> None:
             if b.startswith(b"*.") or b.startswith(b"."):
                 key = b"." + b[2:] if b.startswith(b"*.") else b
                 if b"*" in b[2:] or b".." in b:
-                    raise _name_error(name, ac)
+                    fail(_name_error(name, ac))
+                    continue
                 dup_key = (b"wc:" + b[1:]) if b.startswith(b".") else (b"wc:" + key[1:])
                 if dup_key in seen or (b.startswith(b".") and b[1:] in seen):
                     warnings.append(f'conflicting server name "{name}" on {ac.text}, ignored')
@@ -120,7 +131,8 @@ def _build_names(ac: AddrConf, warnings: list[str]) -> None:
                 ac.wc_head.append((key, True, server, name))
             elif b.endswith(b".*"):
                 if b"*" in b[:-2] or b".." in b:
-                    raise _name_error(name, ac)
+                    fail(_name_error(name, ac))
+                    continue
                 key = b[:-1]
                 if b"tail:" + key in seen:
                     warnings.append(f'conflicting server name "{name}" on {ac.text}, ignored')
@@ -129,7 +141,8 @@ def _build_names(ac: AddrConf, warnings: list[str]) -> None:
                 ac.wc_tail.append((key, server, name))
             else:
                 if b"*" in b or b".." in b:
-                    raise _name_error(name, ac)
+                    fail(_name_error(name, ac))
+                    continue
                 if b in seen:
                     warnings.append(f'conflicting server name "{name}" on {ac.text}, ignored')
                     continue
