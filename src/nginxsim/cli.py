@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from . import load
+from . import cli_analysis, cli_check, cli_lint, load
 from .config import Config
 from .errors import ConfigError, RequestError
 
@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pin", action="append", type=_pin, default=[], help="fix a variable, e.g. request_id=abc")
     r.add_argument("--json", action="store_true", help="print the decision as JSON")
     r.set_defaults(func=_route)
+    cli_check.register(sub)
+    cli_lint.register(sub)
+    cli_analysis.register(sub)
     return p
 
 
