@@ -266,9 +266,9 @@ http {
 
 def test_rand_gives_the_random_balancers_pick(tmp_path: Path) -> None:
     pool = RANDOM.upstream("pool")
-    first = pool.pick_for(rand=iter([0]).__next__)
-    second = pool.pick_for(rand=iter([2**31 - 1]).__next__)
-    fallback = pool.pick_for(down=[first.address] if first else [], rand=iter([2**31 - 1]).__next__)
+    first = pool.pick(rand=iter([0]).__next__)
+    second = pool.pick(rand=iter([2**31 - 1]).__next__)
+    fallback = pool.pick(down=[first.address] if first else [], rand=iter([2**31 - 1]).__next__)
     assert first is not None and second is not None and fallback is not None
     assert first.address != second.address and fallback.address != first.address
     out = run(tmp_path, RANDOM, f"""

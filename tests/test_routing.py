@@ -213,7 +213,7 @@ def test_root_at_http_level_is_inherited() -> None:
     assert "/srv/site/x/y" in d.explain()
 
 
-def test_upstream_pick_for_agrees_with_route() -> None:
+def test_upstream_pick_agrees_with_route() -> None:
     import ipaddress
 
     c = cfg("""
@@ -224,10 +224,10 @@ def test_upstream_pick_for_agrees_with_route() -> None:
     for n in range(50):
         client = f"10.{n}.{n * 7 % 256}.9"
         d = c.route(client, "http://a.test/i")
-        peer = c.upstream("IPH").pick_for(client=ipaddress.ip_address(client))
+        peer = c.upstream("IPH").pick(client=ipaddress.ip_address(client))
         assert d.upstream is not None and peer is not None and d.upstream.peer == peer.address
         d = c.route(client, f"http://a.test/h?k=key{n}")
-        peer = c.upstream("hsh").pick_for(key=f"key{n}".encode())
+        peer = c.upstream("hsh").pick(key=f"key{n}".encode())
         assert d.upstream is not None and peer is not None and d.upstream.peer == peer.address
     with pytest.raises(KeyError):
         c.upstream("nope")

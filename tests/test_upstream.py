@@ -60,11 +60,11 @@ def test_backups_round_robin_among_themselves() -> None:
     assert addresses(g.sequence(6)) == [B, C, B] * 2
 
 
-def test_worker_state_persists_and_pick_for_is_a_fresh_worker() -> None:
+def test_worker_state_persists_and_pick_is_a_fresh_worker() -> None:
     g = group(f"server {A} weight=2; server {B};")
     w = g.worker()
     assert [w.pick().address for _ in range(3)] == [A, B, A]
-    assert [g.pick_for().address for _ in range(3)] == [A, A, A]
+    assert [g.pick().address for _ in range(3)] == [A, A, A]
 
 
 weights_st = st.lists(st.tuples(st.integers(1, 10), st.booleans(), st.booleans()), min_size=1, max_size=8)
@@ -112,7 +112,7 @@ def test_idle_least_conn_is_round_robin(spec: list[tuple[int, bool, bool]]) -> N
 def test_least_conn_picks_the_lowest_conns_per_weight() -> None:
     g = group(f"server {A} weight=2; server {B}; server {C} weight=4;", "least_conn;")
     # conns/weight: A 3/2, B 1/1, C 5/4 -> B
-    assert g.pick_for(conns={A: 3, B: 1, C: 5}).address == B
+    assert g.pick(conns={A: 3, B: 1, C: 5}).address == B
     # a lone winner leaves the round robin state alone: the idle sequence afterwards is unchanged
     w = g.worker()
     assert w.pick(conns={A: 1, B: 1, C: 1}).address == C
@@ -130,13 +130,13 @@ def test_least_conn_ties_round_robin_over_the_tied_only() -> None:
 
 def test_max_conns_skips_a_peer_for_every_balancer() -> None:
     servers = f"server {A} max_conns=2; server {B} weight=5 max_conns=1;"
-    assert group(servers).pick_for(conns={B: 1}).address == A
-    assert group(servers, "least_conn;").pick_for(conns={A: 2, B: 1}) is None
-    assert group(servers + f" server {C} backup;").pick_for(conns={A: 2, B: 1}).address == C
-    assert group(f"server {A} max_conns=1;").pick_for(conns={A: 1}) is None  # `single` too
-    assert group(servers, "random;").pick_for(conns={B: 1}).address == A
+    assert group(servers).pick(conns={B: 1}).address == A
+    assert group(servers, "least_conn;").pick(conns={A: 2, B: 1}) is None
+    assert group(servers + f" server {C} backup;").pick(conns={A: 2, B: 1}).address == C
+    assert group(f"server {A} max_conns=1;").pick(conns={A: 1}) is None  # `single` too
+    assert group(servers, "random;").pick(conns={B: 1}).address == A
     h = group(servers, "hash $arg_k;")
-    assert {h.pick_for(key=f"k{i}".encode(), conns={B: 1}).address for i in range(20)} == {A}
+    assert {h.pick(key=f"k{i}".encode(), conns={B: 1}).address for i in range(20)} == {A}
 
 
 # --- random -----------------------------------------------------------------------------------
@@ -144,11 +144,11 @@ def test_max_conns_skips_a_peer_for_every_balancer() -> None:
 def test_random_uses_each_number_as_nginx_does() -> None:
     g = group(f"server {A} weight=2; server {B} weight=3 down; server {C} weight=5;", "random;")
     # total weight 10 (down included): A holds 0-1, B 2-4, C 5-9
-    assert g.pick_for(rand=numbers(11)).address == A
-    assert g.pick_for(rand=numbers(7)).address == C
-    assert g.pick_for(rand=numbers(3, 4, 15)).address == C  # the down B redrawn
-    assert g.pick_for() is None  # not deterministic without the numbers
-    assert g.pick_for(down={A}).address == C  # one live peer
+    assert g.pick(rand=numbers(11)).address == A
+    assert g.pick(rand=numbers(7)).address == C
+    assert g.pick(rand=numbers(3, 4, 15)).address == C  # the down B redrawn
+    assert g.pick() is None  # not deterministic without the numbers
+    assert g.pick(down={A}).address == C  # one live peer
     with pytest.raises(ValueError, match="rand="):
         g.sequence(3)
 
@@ -164,14 +164,14 @@ def test_random_falls_back_to_round_robin_after_21_draws() -> None:
 
 def test_random_two_keeps_the_second_unless_the_first_is_less_loaded() -> None:
     g = group(f"server {A} weight=2; server {B}; server {C} weight=3 down;", "random two least_conn;")
-    assert g.pick_for(rand=numbers(0, 2)).address == B  # idle: the second
-    assert g.pick_for(rand=numbers(2, 0)).address == A
-    assert g.pick_for(rand=numbers(0, 1, 3, 5, 2)).address == B  # A again, C down
+    assert g.pick(rand=numbers(0, 2)).address == B  # idle: the second
+    assert g.pick(rand=numbers(2, 0)).address == A
+    assert g.pick(rand=numbers(0, 1, 3, 5, 2)).address == B  # A again, C down
     # conns/weight: A 2/2 vs B 1/1 -> equal, the second wins; A 1/2 < B 1/1 -> the first (A)
-    assert g.pick_for(rand=numbers(0, 2), conns={A: 2, B: 1}).address == B
-    assert g.pick_for(rand=numbers(0, 2), conns={A: 1, B: 1}).address == A
+    assert g.pick(rand=numbers(0, 2), conns={A: 2, B: 1}).address == B
+    assert g.pick(rand=numbers(0, 2), conns={A: 1, B: 1}).address == A
     # the first good draw counts too: 1 + 20 misses reach round robin (A, weight 2, first)
-    assert g.pick_for(rand=numbers(2, *[2] * 20)).address == A
+    assert g.pick(rand=numbers(2, *[2] * 20)).address == A
 
 
 @pytest.mark.parametrize("balancer", ["random;", "random two;"])
@@ -232,7 +232,7 @@ def test_population_counts_are_per_request_picks() -> None:
     clients = [f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.1" for _ in range(400)]
     clients += [f"2001:db8::{rng.randrange(65536):x}" for _ in range(100)] + ["unix:"]
     iph = cfg.upstream("iph")
-    expected = Counter(iph.pick_for(ipaddress.ip_address(c) if c != "unix:" else None).address
+    expected = Counter(iph.pick(ipaddress.ip_address(c) if c != "unix:" else None).address
                        for c in clients)
     assert iph.counts_for(clients=clients) == expected
     shares = iph.shares_for(clients=clients)
@@ -240,7 +240,7 @@ def test_population_counts_are_per_request_picks() -> None:
     keys = [f"user{rng.randrange(10**6)}" for _ in range(500)]
     for name in ("hsh", "ch"):
         g = cfg.upstream(name)
-        want = Counter(g.pick_for(key=k.encode()).address for k in keys)
+        want = Counter(g.pick(key=k.encode()).address for k in keys)
         assert g.counts_for(keys=keys) == want
         assert g.counts_for(keys=[k.encode() for k in keys]) == want
 
@@ -248,14 +248,14 @@ def test_population_counts_are_per_request_picks() -> None:
 def test_empty_keys_round_robin_with_the_workers_state() -> None:
     """An empty key (and 21 misses) means round robin, whose state moves with every such request."""
     g = group(f"server {A} weight=2; server {B};", "hash $arg_k;")
-    assert g.counts_for(keys=["", "", "", "x"]) == Counter({A: 2, B: 1}) + Counter([g.pick_for(key=b"x").address])
+    assert g.counts_for(keys=["", "", "", "x"]) == Counter({A: 2, B: 1}) + Counter([g.pick(key=b"x").address])
     w = g.worker()
     assert [w.pick(key=b"").address for _ in range(3)] == [A, B, A]
 
 
 def test_consistent_hash_round_robins_among_peers_of_one_server_text() -> None:
     g = group(f"server {A}; server {A}; server {B};", "hash $arg_k consistent;")
-    key = next(k for k in (f"k{i}".encode() for i in range(100)) if g.pick_for(key=k).address == A)
+    key = next(k for k in (f"k{i}".encode() for i in range(100)) if g.pick(key=k).address == A)
     w = g.worker()
     first, second = w.pick(key=key), w.pick(key=key)
     assert first is g.peers[0] and second is g.peers[1]
@@ -264,9 +264,9 @@ def test_consistent_hash_round_robins_among_peers_of_one_server_text() -> None:
 def test_ip_hash_clients_as_text_or_addresses() -> None:
     g = group(f"server {A}; server {B} weight=2; server {C};", "ip_hash;")
     for c in ("192.0.2.1", "2001:db8::5", "::ffff:10.1.2.3"):
-        assert g.pick_for(c) is g.pick_for(ipaddress.ip_address(c))
-    assert g.pick_for("unix:") is g.pick_for(None)
-    assert g.shares_for(clients=["10.0.0.1", "10.0.0.2"]) == {g.pick_for("10.0.0.1").address: 1.0}
+        assert g.pick(c) is g.pick(ipaddress.ip_address(c))
+    assert g.pick("unix:") is g.pick(None)
+    assert g.shares_for(clients=["10.0.0.1", "10.0.0.2"]) == {g.pick("10.0.0.1").address: 1.0}
 
 
 # --- the Decision -------------------------------------------------------------------------------

@@ -364,7 +364,7 @@ class Request:
         up = d.upstream
         peer = up.peer if up is not None else None
         if up is not None and peer is None and self.rand is not None and up.name.lower() in cfg.plan.upstreams:
-            picked = cfg.upstream(up.name).pick_for(down=self.down, rand=_rand(self.rand))
+            picked = cfg.upstream(up.name).pick(down=self.down, rand=_rand(self.rand))
             peer = picked.address if picked is not None else None
         return Outcome(d, peer)
 

@@ -33,7 +33,7 @@ class Config:
 
     def upstream(self, name: str) -> UpstreamGroup:
         """An `upstream {}` group by name (case-insensitive, as nginx looks them up), for direct
-        questions: `cfg.upstream("api").pick_for(key=b"user42")`."""
+        questions: `cfg.upstream("api").pick(key=b"user42")`."""
         group: UpstreamGroup | None = self.plan.upstreams.get(name.lower())
         if group is None:
             known = ", ".join(sorted(g.name for g in self.plan.upstreams.values())) or "none"

@@ -295,7 +295,7 @@ def test_random_draw_by_draw() -> None:
     for name in ("r1", "r2", "r2lc", "rfall"):
         assert not _within_binomial(Counter(seen[name]), counts[name], shares[name], tests), (name, seen[name])
     assert seen["rone"] == ["10.3.4.2:80"] * 12 and shares["rone"] == {"10.3.4.2:80": 1.0}
-    assert seen["rdead"] == [None] * 6 and cfg.upstream("rdead").pick_for() is None
+    assert seen["rdead"] == [None] * 6 and cfg.upstream("rdead").pick() is None
 
     def replay() -> bool:
         workers = {name: cfg.upstream(name).worker() for name in bodies}

@@ -77,7 +77,7 @@ class Destination:
         self.group = group
         if group is not None:
             # memoised per URL: the choice of a balancer that looks at neither client nor key
-            pick = group.pick_for() if group.deterministic and not group.client_dependent else None
+            pick = group.pick() if group.deterministic and not group.client_dependent else None
             self.peer = pick.address if pick is not None else None
             self.candidates = tuple(p.address for p in group.peers if not p.down)
             self.shares: Mapping[str, float] = MappingProxyType({} if group.client_dependent else group.shares())
@@ -124,7 +124,7 @@ def _pass(r: Context, h: PassHandler) -> None:
     group = dest.group
     if group is not None and group.deterministic:
         if group.client_dependent or r.down:  # ip_hash / hash / a what-if: depends on this request
-            pick = group.pick(r)
+            pick = group.pick_request(r)
             peer = pick.address if pick is not None else None
         if peer is None:
             r.notes.append(f'no live upstreams while connecting to upstream "{group.name}": 502')

@@ -136,12 +136,12 @@ class UpstreamGroup:
         """A fresh worker process's state for this group, to pick request after request."""
         return Worker(self, frozenset(down))
 
-    def pick(self, r: Context) -> Peer | None:
-        """The peer a fresh worker sends this request to (see `pick_for`)."""
+    def pick_request(self, r: Context) -> Peer | None:
+        """The peer a fresh worker sends this request to (see `pick`)."""
         key = self.key.eval(r) if self.key is not None else b""
-        return self.pick_for(r.client, key, r.down)
+        return self.pick(r.client, key, r.down)
 
-    def pick_for(self, client: Any = None, key: bytes = b"", down: Iterable[str] = frozenset(), *,
+    def pick(self, client: Any = None, key: bytes = b"", down: Iterable[str] = frozenset(), *,
                  rand: Rand | None = None, conns: Mapping[str, int] | None = None) -> Peer | None:
         """The peer a fresh worker (`worker_processes 1`, all peers healthy but `down` ones) picks
         for a client address (`ip_hash`; an `ipaddress` object or text, None for a unix client) or
@@ -231,7 +231,7 @@ class Worker:
     def pick(self, client: Any = None, key: bytes = b"", *, rand: Rand | None = None,
              conns: Mapping[str, int] | None = None) -> Peer | None:
         """The peer of the next request (`ngx_http_upstream_get_round_robin_peer` or the balancer's
-        own `get`), None as in `UpstreamGroup.pick_for`. A peer at its `max_conns` is skipped as a
+        own `get`), None as in `UpstreamGroup.pick`. A peer at its `max_conns` is skipped as a
         down one is, by every balancer."""
         g, down, conns = self.group, self.down, conns or {}
         if conns:
