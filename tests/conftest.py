@@ -32,6 +32,13 @@ def require_nginx() -> str:
     return binary
 
 
+@pytest.fixture(autouse=True)
+def _oracle_needs_nginx(request: pytest.FixtureRequest) -> None:
+    """Every test marked `oracle` needs nginx: skipped without it, failed under CI=true."""
+    if request.node.get_closest_marker("oracle") is not None:
+        require_nginx()
+
+
 @pytest.fixture
 def nginx_binary() -> str:
     return require_nginx()

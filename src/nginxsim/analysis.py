@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import repeat
 from operator import add, mod
-from typing import Any, Literal, NamedTuple
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from murmurhash2 import murmurhash2
 
@@ -650,8 +650,28 @@ class Group:
                 "enumerated": self.enumerated, "shares": [s.to_dict() for s in self.shares]}
 
 
+G = TypeVar("G", "Group", "GroupDiff")
+
+
+class _ByGroup(Generic[G]):
+    """A table of groups (values of `by`), each found by name."""
+
+    mode: str
+    groups: tuple[G, ...]
+
+    @property
+    def exact(self) -> bool:
+        return self.mode == "exact"
+
+    def group(self, name: str) -> G:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(f"no group {name!r} (groups: {', '.join(g.name for g in self.groups)})")
+
+
 @dataclass(frozen=True)
-class ShareTable:
+class ShareTable(_ByGroup[Group]):
     """What `shares` found. `mode`: "exact" (hash-space slices), "sampled" (random clients),
     "clients" (a given population)."""
 
@@ -664,16 +684,6 @@ class ShareTable:
     clients: int = 0  # classified (sampled, given or enumerated)
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
-
-    @property
-    def exact(self) -> bool:
-        return self.mode == "exact"
-
-    def group(self, name: str) -> Group:
-        for g in self.groups:
-            if g.name == name:
-                return g
-        raise KeyError(f"no group {name!r} (groups: {', '.join(g.name for g in self.groups)})")
 
     def share(self, group: str, value: str) -> float:
         return self.group(group).share(value)
@@ -922,7 +932,7 @@ class GroupDiff:
 
 
 @dataclass(frozen=True)
-class DiffReport:
+class DiffReport(_ByGroup[GroupDiff]):
     """What `diff` found for one request template. `changed`: the share of all clients whose
     value changes (IPv4 space in exact mode, weighted by group size when sampled per group)."""
 
@@ -938,16 +948,6 @@ class DiffReport:
     clients: int = 0
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
-
-    @property
-    def exact(self) -> bool:
-        return self.mode == "exact"
-
-    def group(self, name: str) -> GroupDiff:
-        for g in self.groups:
-            if g.name == name:
-                return g
-        raise KeyError(f"no group {name!r} (groups: {', '.join(g.name for g in self.groups)})")
 
     def cell(self, group: str, old: str, new: str) -> Cell | None:
         return self.group(group).cell(old, new)

@@ -31,7 +31,7 @@ import yaml
 
 from .config import Config
 from .decision import Decision, Headers, Place
-from .errors import RequestError, UndefinedBehavior
+from .errors import LocatedError, RequestError, UndefinedBehavior
 
 CASE_SUFFIXES = (".nginxsim.yaml", ".nginxsim.yml", ".nginxsim.json")
 DEFAULT_CLIENT = "127.0.0.1"
@@ -39,19 +39,8 @@ DEFAULT_URL = "http://localhost/"
 RAND_LIMIT = 1 << 31  # libc random() returns 0 <= n < 2**31
 
 
-class CaseFileError(ValueError):
+class CaseFileError(LocatedError, ValueError):
     """A case file (or `assert_route` argument) that cannot be read: `file:line: message`."""
-
-    def __init__(self, message: str, file: str | None = None, line: int | None = None) -> None:
-        self.message = message
-        self.file = file
-        self.line = line
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        if self.file is None:
-            return self.message
-        return f"{self.file}:{self.line}: {self.message}" if self.line is not None else f"{self.file}: {self.message}"
 
 
 def is_case_file(name: str) -> bool:

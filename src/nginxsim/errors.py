@@ -1,14 +1,10 @@
-"""The two kinds of bad input nginxsim reports: a config nginx would refuse, and a bad request."""
+"""The kinds of bad input nginxsim reports: a config nginx would refuse, a bad request, a bad case file."""
 
 from __future__ import annotations
 
 
-class ConfigError(Exception):
-    """A configuration that `nginx -t` rejects, located like nginx locates it.
-
-    `message` uses nginx's wording (e.g. ``unknown directive "proxy_passs"``); `line` is None
-    where nginx names no line (e.g. a missing main file).
-    """
+class LocatedError(Exception):
+    """An error about a place in a file: printed `file:line: message` (or less, when unknown)."""
 
     def __init__(self, message: str, file: str | None = None, line: int | None = None) -> None:
         self.message = message
@@ -22,6 +18,14 @@ class ConfigError(Exception):
         if self.line is None:
             return f"{self.file}: {self.message}"
         return f"{self.file}:{self.line}: {self.message}"
+
+
+class ConfigError(LocatedError):
+    """A configuration that `nginx -t` rejects, located like nginx locates it.
+
+    `message` uses nginx's wording (e.g. ``unknown directive "proxy_passs"``); `line` is None
+    where nginx names no line (e.g. a missing main file).
+    """
 
 
 class RequestError(ValueError):

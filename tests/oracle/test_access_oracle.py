@@ -23,21 +23,13 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
+from nginx_t import assert_same_verdict, nginx_warnings, nginxsim_warnings
 
 import nginxsim
 from nginxsim.modules.auth_basic import _libc_crypt, apr1
-from nginxsim.oracle import Nginx, OracleRequest, nginx_path
+from nginxsim.oracle import Nginx, OracleRequest
 
 pytestmark = pytest.mark.oracle
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _nginx() -> None:
-    """These tests need nginx: without it they skip, or fail under CI=true."""
-    if nginx_path() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx not found, but CI=true requires the oracle tests to run")
-        pytest.skip("nginx not found: the oracle tests need nginx 1.22.1")
 
 
 @pytest.fixture
@@ -76,19 +68,6 @@ def assert_same(reqs: list[OracleRequest], label: str, *, text: str | None = Non
     conf = text if text is not None else open(path or "").read()
     assert not bad, f"{label}: {len(bad)} of {len(reqs)} differ\n" + "\n".join(bad[:10]) + "\nconfig:\n" + conf
     return len(reqs)
-
-
-_LOG = re.compile(r"\[(warn|emerg)\] \d+#\d+: (.*?)(?: in (\S+):(\d+))?$", re.M)
-
-
-def warnings_of(conf: str) -> list[tuple[str, int]]:
-    ok, stderr = Nginx.test_config(text=conf)
-    assert ok, stderr
-    return [(m[2], int(m[4])) for m in _LOG.finditer(stderr) if m[1] == "warn" and m[4]]
-
-
-def sim_warnings(conf: str) -> list[tuple[str, int]]:
-    return [(w.rsplit(" in ", 1)[0], int(w.rsplit(":", 1)[1])) for w in nginxsim.load(text=conf).warnings]
 
 
 # -- random allow/deny lists --------------------------------------------------------------------
@@ -197,7 +176,7 @@ def test_random_allow_deny(seed: int) -> None:
             server_addr="unix:/tmp/nginxsim-access.sock" if unix else None,
         ))
     assert_same(reqs, f"seed {seed}", text=conf)
-    assert sim_warnings(conf) == warnings_of(conf)
+    assert nginxsim_warnings(nginxsim.load(text=conf)) == nginx_warnings(conf)
 
 
 CONFIG_CASES = [
@@ -232,14 +211,7 @@ CONFIG_CASES = [
 @pytest.mark.parametrize("case", CONFIG_CASES)
 def test_config_errors_and_warnings(case: str) -> None:
     conf = f"events {{}}\nhttp {{\nserver {{\nlisten 80;\nlocation / {{\n{case}\n}}\n}}\n}}\n"
-    ok, stderr = Nginx.test_config(text=conf)
-    if ok:
-        assert sim_warnings(conf) == warnings_of(conf)
-        return
-    with pytest.raises(nginxsim.ConfigError) as e:
-        nginxsim.load(text=conf)
-    m = next(m for m in _LOG.finditer(stderr) if m[1] == "emerg")
-    assert (e.value.message, e.value.line) == (m[2], int(m[4]))
+    assert_same_verdict(conf)
 
 
 # -- user files and credentials -----------------------------------------------------------------

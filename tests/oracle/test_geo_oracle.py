@@ -9,26 +9,17 @@ failure names its seed.
 from __future__ import annotations
 
 import ipaddress
-import os
 import random
 import re
 
 import pytest
+from nginx_t import assert_same_verdict, nginx_warnings, nginxsim_warnings
 
 import nginxsim
 from nginxsim.modules.geo import Entry, Ranges
-from nginxsim.oracle import Nginx, OracleRequest, nginx_path
+from nginxsim.oracle import Nginx, OracleRequest
 
 pytestmark = pytest.mark.oracle
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _nginx() -> None:
-    """These tests need nginx: without it they skip, or fail under CI=true."""
-    if nginx_path() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx not found, but CI=true requires the oracle tests to run")
-        pytest.skip("nginx not found: the oracle tests need nginx 1.22.1")
 
 
 V4, V6 = 32, 128
@@ -319,25 +310,9 @@ def test_random_geo_blocks(seed: int) -> None:
     rng = random.Random(seed)
     conf, edges = geo_config(rng)
     assert_same(conf, requests(rng, edges, 300), f"seed {seed}")
-    assert warnings_of(conf) == [
+    assert nginx_warnings(conf) == [
         (w.rsplit(" in ", 1)[0], int(w.rsplit(":", 1)[1])) for w in nginxsim.load(text=conf).warnings
     ]
-
-
-_LOG = re.compile(r"\[(warn|emerg)\] \d+#\d+: (.*?)(?: in (\S+):(\d+))?$", re.M)
-
-
-def warnings_of(conf: str) -> list[tuple[str, int]]:
-    ok, stderr = Nginx.test_config(text=conf)
-    assert ok, stderr
-    return [(m[2], int(m[4])) for m in _LOG.finditer(stderr) if m[1] == "warn" and m[4]]
-
-
-def emerg_of(conf: str) -> tuple[str, int | None]:
-    ok, stderr = Nginx.test_config(text=conf)
-    assert not ok, stderr
-    m = next(m for m in _LOG.finditer(stderr) if m[1] == "emerg")
-    return m[2], int(m[4]) if m[4] else None
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -351,13 +326,7 @@ def test_random_overlaps(seed: int) -> None:
         end = min(start + rng.choice([0, 255, 65535, 1 << 18]), 0xFFFFFFFE)
         lines.append(f"{range_text(start, end)} v{len(lines)};")
     conf = "events {}\nhttp {\ngeo $g {\n" + "\n".join(lines) + "\n}\n}\n"
-    ok, stderr = Nginx.test_config(text=conf)
-    if ok:
-        nginxsim.load(text=conf)
-        return
-    with pytest.raises(nginxsim.ConfigError) as e:
-        nginxsim.load(text=conf)
-    assert (e.value.message, e.value.line) == emerg_of(conf)
+    assert_same_verdict(conf)
 
 
 GEO_ERRORS = [
@@ -394,17 +363,8 @@ GEO_ERRORS = [
 @pytest.mark.parametrize("geo", GEO_ERRORS)
 def test_config_errors_match_nginx(geo: str) -> None:
     conf = f"events {{}}\nhttp {{\n{geo}\nserver {{ listen 80; return 200 $g; }}\n}}\n"
-    ok, _ = Nginx.test_config(text=conf)
-    if ok:
-        nginxsim.load(text=conf)
-        return
-    with pytest.raises(nginxsim.ConfigError) as e:
-        nginxsim.load(text=conf)
-    message, line = emerg_of(conf)
-    if message.startswith("open() "):  # the harness runs nginx on a copy: compare the file's base name
-        message = re.sub(r'"[^"]*/', '"', message)
-        e.value.message = re.sub(r'"[^"]*/', '"', e.value.message)
-    assert (e.value.message, e.value.line) == (message, line)
+    # the harness runs nginx on a copy: compare the base names of files in open() errors
+    assert_same_verdict(conf, normalize=lambda message: re.sub(r'"[^"]*/', '"', message))
 
 
 FIXED_CONF = """events {}
@@ -452,7 +412,6 @@ def test_includes_redefinitions_and_set() -> None:
     for req, answer in zip(reqs, answers, strict=True):
         d = cfg.route(req.client, req.url, headers=list(req.headers), trace=False)
         assert (answer.status, answer.body.decode()) == (d.status, d.body), (req, answer.body, d.body)
-    ok, stderr = Nginx.test_config(text=FIXED_CONF, files=FIXED_FILES)
-    expected = [(m[2], int(m[4])) for m in _LOG.finditer(stderr) if m[1] == "warn"]
-    assert [(w.rsplit(" in ", 1)[0], int(w.rsplit(":", 1)[1])) for w in cfg.warnings] == expected
+    expected = nginx_warnings(FIXED_CONF, FIXED_FILES)
+    assert nginxsim_warnings(cfg) == expected
     assert len(expected) == 4
