@@ -274,7 +274,7 @@ _VARIABLES = """remote_addr remote_user request status body_bytes_sent bytes_sen
     sent_http_last_modified sent_http_accept_ranges sent_http_connection sent_http_keep_alive request_completion
     pipe is_args upstream_addr upstream_status upstream_http_server STATUS Request_Length binary_remote_addr
     remote_port scheme https nginx_version document_root request_filename content_type http_cookie ssl_protocol
-    http2 request_body server_name hostname""".split()
+    http2 request_body server_name hostname args query_string""".split()
 _LITERALS = [" ", "|", '\\"', "[", "]", "{", "}", ":", "=", "é", "\\t", "-", ","]
 
 
@@ -502,3 +502,33 @@ http {
     nginx = [(m[1], int(m[2])) for m in re.finditer(r"\[warn\] \d+#\d+: (.*?) in \S+:(\d+)$", stderr, re.M)]
     sim = [(w.rsplit(" in ", 1)[0], int(w.rsplit(":", 1)[1])) for w in nginxsim.load(text=conf).warnings]
     assert sim == nginx
+
+
+ARGS_CONF = """events {}
+http {
+  log_format t '$uri [$args] [$query_string] [$is_args] [$arg_a]';
+  access_log access.log t;
+  server {
+    listen 80;
+    location = /plain { return 200 "x"; }
+    location = /tf { try_files /nonexistent /final; }
+    location = /tfq { try_files /nonexistent /final?; }
+    location = /ep { error_page 404 /final; return 404; }
+    location = /epv { set $t /final; error_page 404 $t; return 404; }
+    location = /rw { rewrite ^ /final?; }
+    location = /rwa { rewrite ^ /final; }
+    location = /setargs { set $args ""; return 200 "y"; }
+    location = /final { return 200 "f"; }
+  }
+}
+"""
+
+
+def test_args_found_or_not() -> None:
+    """`$args` is "-" in a log when nginx has no args at all (no or an empty query, a constant
+    error_page target without '?', a `?`-ended rewrite of a request without one) and "" when it
+    has empty ones (set $args, a variable error_page target, try_files, a `?`-ended rewrite)."""
+    paths = ["/plain", "/plain?", "/plain?a=1", "/tf", "/tf?a=1", "/tfq?a=1", "/ep", "/ep?a=1", "/epv",
+             "/epv?a=1", "/rw", "/rw?a=1", "/rwa", "/rwa?a=1", "/setargs", "/setargs?a=1"]
+    requests = [OracleRequest(client="192.0.2.1", url=f"http://a.test{p}") for p in paths]
+    assert assert_same_lines(ARGS_CONF, requests, "args") == len(paths)

@@ -58,7 +58,7 @@ class Context:
         self.request_uri = b""
         self.quoted_uri = False
         self.uri = b"/"
-        self.args = b""
+        self.args: bytes | None = None  # None: no args at all (nginx's r->args.data NULL: $args not found)
         self.method = request.method
         self.valid_unparsed_uri = True
         self.internal = False

@@ -173,10 +173,11 @@ def _request_line_and_headers(r: Context) -> None:
     try:
         if line.empty_path:
             r.uri = b"/"
-            r.args = line.path[1:].split(b"#", 1)[0] if line.path.startswith(b"?") else b""
+            r.args = (line.path[1:].split(b"#", 1)[0] if line.path.startswith(b"?") else b"") or None
             r.valid_unparsed_uri = False
         else:
-            r.uri, r.args = normalize_uri(line.path, merge)
+            r.uri, args = normalize_uri(line.path, merge)
+            r.args = args or None  # an empty query leaves $args not found, as no query does
     except BadRequest as e:
         r.notes.append(f"400: {e.reason}")
         raise Finalize(400) from None
@@ -485,7 +486,7 @@ def _decision(r: Context) -> Decision:
         loc.place,
         lambda: _variables(r),
         _s(r.uri),
-        _s(r.args),
+        _s(r.args or b""),
         r.module_state.get("file"),
         r.trace.steps,
         loc.unsimulated_names,

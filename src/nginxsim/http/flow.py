@@ -36,7 +36,7 @@ class Finalize(Exception):
         self.special = special
 
 
-def internal_redirect(r: Context, uri: bytes, args: bytes) -> NoReturn:
+def internal_redirect(r: Context, uri: bytes, args: bytes | None) -> NoReturn:
     """`ngx_http_internal_redirect`: counts toward the 10 changes, then restarts the phases."""
     count_uri_change(r, f"internally redirecting to {_s(uri)}")
     r.uri, r.args = uri, args

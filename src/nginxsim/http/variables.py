@@ -316,7 +316,7 @@ def header_getter(suffix: str) -> tuple[Getter, bool]:
     return get, True
 
 
-def arg_lookup(args: bytes, name: bytes) -> bytes | None:
+def arg_lookup(args: bytes | None, name: bytes) -> bytes | None:
     """`ngx_http_arg`: first `name=` (case-insensitive) at the start or after `&`; not decoded."""
     if not args or not name:
         return None

@@ -241,7 +241,7 @@ class ErrorPage:
     codes: frozenset[int]
     overwrite: int
     value: Complex
-    args: bytes
+    args: bytes | None  # of a constant target (None: $args not found after the redirect)
     d: Directive
 
 
@@ -269,7 +269,7 @@ def _error_page(d: Directive, level: Level, cc: Compiler) -> ErrorPage:
         codes_text = args[:-1]
     uri = args[-1]
     value = cc.complex(uri, d)
-    extra = b""
+    extra = None  # ngx_str_null: no '?' means no args at all
     if value.const is not None and uri.startswith("/") and "?" in uri:
         path, _, rest = uri.partition("?")
         value = cc.complex(path, d)

@@ -99,7 +99,7 @@ class Rewrite:
                 args += b"&" + r.args
             r.args = args
         elif not self.add_args:
-            r.args = b""
+            r.args = b"" if r.args is not None else None  # r->args.len = 0: found only if it was
         r.internal = True
         r.valid_unparsed_uri = False
         if self.flag == "break":
@@ -109,7 +109,7 @@ class Rewrite:
             r.uri_changed = True
         r.uri = uri
         r.trace.add("rewrite", f"rewrite {self.d.args[0]} {self.d.args[1]}{' ' + self.flag if self.flag else ''}",
-                    f"$uri={_s(uri)} $args={_s(r.args)}", self.d.file, self.d.line)
+                    f"$uri={_s(uri)} $args={_s(r.args or b'')}", self.d.file, self.d.line)
         if not uri:
             r.module_state["return"] = (500, None, self.d)
             r.notes.append("the rewritten URI has a zero length")
