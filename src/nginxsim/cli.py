@@ -7,25 +7,12 @@ import json
 import sys
 from collections.abc import Sequence
 
-from . import cli_analysis, cli_check, cli_lint, load
-from .config import Config
+from . import cli_analysis, cli_check, cli_lint
+from .cli_args import header, load_config
 from .errors import ConfigError, RequestError
 
 USAGE_ERROR = 2
 CONFIG_ERROR = 1
-
-
-def _load(path: str, prefix: str | None) -> Config:
-    if path == "-":
-        return load(text=sys.stdin.read(), prefix=prefix)
-    return load(path, prefix=prefix)
-
-
-def _header(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition(":")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"invalid header {text!r}: expected 'Name: value'")
-    return name.strip(), value.strip()
 
 
 def _pin(text: str) -> tuple[str, str]:
@@ -36,7 +23,7 @@ def _pin(text: str) -> tuple[str, str]:
 
 
 def _route(args: argparse.Namespace) -> int:
-    cfg = _load(args.config, args.prefix)
+    cfg = load_config(args.config, args.prefix)
     d = cfg.route(args.client, args.url, method=args.method, headers=args.header,
                   server_addr=args.server_addr, http_version=args.http_version, pinned=dict(args.pin))
     if args.json:
@@ -72,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-c", "--config", required=True, help="nginx.conf, or - for stdin (an `nginx -T` dump works)")
     r.add_argument("-p", "--prefix", help="nginx's -p prefix (default: the config's directory)")
     r.add_argument("-X", "--method", default="GET")
-    r.add_argument("-H", "--header", action="append", type=_header, default=[], help="'Name: value', repeatable")
+    r.add_argument("-H", "--header", action="append", type=header, default=[], help="'Name: value', repeatable")
     r.add_argument("--server-addr", help="local address the connection arrived on")
     r.add_argument("--http-version", default="1.1", choices=("1.1", "1.0", "0.9"))
     r.add_argument("--pin", action="append", type=_pin, default=[], help="fix a variable, e.g. request_id=abc")

@@ -19,9 +19,9 @@ import sys
 from collections.abc import Sequence
 from html import escape
 
-from . import accesslog, analysis, load
+from . import accesslog, analysis
 from .analysis import AnalysisError, DiffReport, Group, ReplayReport, ShareTable
-from .config import Config
+from .cli_args import header, load_config
 from .errors import RequestError
 
 VIOLATED = 1
@@ -57,7 +57,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="the variable that groups clients (default: the first geo the route reads; - for none)")
     p.add_argument("--url", action="append", default=[], help="the request to analyse (default http://localhost/)")
     p.add_argument("-X", "--method", default="GET")
-    p.add_argument("-H", "--header", action="append", type=_header, default=[], help="'Name: value', repeatable")
+    p.add_argument("-H", "--header", action="append", type=header, default=[], help="'Name: value', repeatable")
     who = p.add_mutually_exclusive_group()
     who.add_argument("--clients", metavar="FILE",
                      help="the population: one address per line, or an access log (combined, common, JSON lines)")
@@ -65,17 +65,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-
-
-def _header(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition(":")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"invalid header {text!r}: expected 'Name: value'")
-    return name.strip(), value.strip()
-
-
-def _load(path: str, prefix: str | None) -> Config:
-    return load(text=sys.stdin.read(), prefix=prefix) if path == "-" else load(path, prefix=prefix)
 
 
 def _fail(message: str) -> int:
@@ -129,7 +118,7 @@ def _by(args: argparse.Namespace) -> str | None:
 
 
 def split(args: argparse.Namespace) -> int:
-    cfg = _load(args.config, args.prefix)
+    cfg = load_config(args.config, args.prefix)
     bar = _Bar(not args.no_progress)
     notes: list[str] = []
     tables: list[ShareTable] = []
@@ -294,7 +283,7 @@ def _png(path: str, tables: Sequence[ShareTable]) -> None:
 def diff(args: argparse.Namespace) -> int:
     if len(args.config) != 2:
         return _fail("diff needs two configs: -c old.conf -c new.conf")
-    old, new = (_load(path, args.prefix) for path in args.config)
+    old, new = (load_config(path, args.prefix) for path in args.config)
     bar = _Bar(not args.no_progress)
     notes: list[str] = []
     reports: list[DiffReport] = []
