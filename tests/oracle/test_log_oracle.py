@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import nginxsim
-from nginxsim.oracle import Nginx, OracleRequest
+from nginxsim.oracle import Nginx, OracleRequest, compare
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_conf_validate import nginx_t  # noqa: E402  (the shared `nginx -t` runner)
@@ -532,3 +532,23 @@ def test_args_found_or_not() -> None:
              "/epv?a=1", "/rw", "/rw?a=1", "/rwa", "/rwa?a=1", "/setargs", "/setargs?a=1"]
     requests = [OracleRequest(client="192.0.2.1", url=f"http://a.test{p}") for p in paths]
     assert assert_same_lines(ARGS_CONF, requests, "args") == len(paths)
+
+
+REFUSED_CONF = """events {}
+http {
+  log_format t '[$uri] [$request_uri] [$host] [$args] [$request] [$server_name]';
+  access_log access.log t;
+  server { listen 80; server_name a.test; error_page 400 /e; location = /e { return 200 "a $host"; } }
+  server { listen 80; server_name b.test; error_page 400 /e; location = /e { return 200 "b $host"; } }
+}
+"""
+
+
+def test_requests_refused_for_their_uri_or_a_second_host() -> None:
+    """A URI nginx cannot normalise leaves `$uri` empty and `$request_uri` not found; a second
+    Host line is refused after the first one chose the server (whose error_page answers)."""
+    requests = [OracleRequest(client="192.0.2.1", url=f"http://a.test{p}") for p in ("/../x", "/a%00b", "/ok?q")]
+    requests += [OracleRequest(client="192.0.2.1", url="http://a.test/ok", headers=[("Host", h1), ("Host", h2)])
+                 for h1, h2 in (("a.test", "b.test"), ("b.test", "a.test"), ("b.test", "bad host"))]
+    assert assert_same_lines(REFUSED_CONF, requests, "refused") == len(requests)
+    assert not compare(None, requests, text=REFUSED_CONF)

@@ -55,7 +55,7 @@ class Context:
         self.realip_port = request.client_port
         self.server: ServerConf = None  # type: ignore[assignment]  # set by server selection
         self.host: bytes | None = None
-        self.request_uri = b""
+        self.request_uri: bytes | None = None  # $request_uri: not found until the request line is parsed
         self.quoted_uri = False
         self.uri = b"/"
         self.args: bytes | None = None  # None: no args at all (nginx's r->args.data NULL: $args not found)

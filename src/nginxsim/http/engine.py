@@ -180,6 +180,7 @@ def _request_line_and_headers(r: Context) -> None:
             r.args = args or None  # an empty query leaves $args not found, as no query does
     except BadRequest as e:
         r.notes.append(f"400: {e.reason}")
+        r.uri, r.request_uri = b"", None  # ngx_http_process_request_uri: uri.len = 0, unparsed_uri unset
         raise Finalize(400) from None
     host: bytes | None = None
     if line.host is not None:
@@ -189,9 +190,6 @@ def _request_line_and_headers(r: Context) -> None:
     hosts = [v for n, v in req.headers if n.lower() == b"host"]
     if not hosts and req.url_host is not None and req.http_version != "0.9":
         hosts = [req.url_host]
-    if len(hosts) > 1:
-        r.notes.append("400: a second Host header")
-        raise Finalize(400)
     header_host = None
     if hosts:
         header_host = validate_host(hosts[0])
@@ -221,8 +219,9 @@ def _request_line_and_headers(r: Context) -> None:
         raise Finalize(405)
 
 
-# The request headers nginx keeps one of (`ngx_http_process_unique_header_line`).
-_UNIQUE_HEADERS = frozenset((b"if-modified-since", b"if-unmodified-since", b"if-match", b"if-none-match",
+# The request headers nginx keeps one of (`ngx_http_process_unique_header_line`; Host:
+# `ngx_http_process_host`, after the first one has chosen the server).
+_UNIQUE_HEADERS = frozenset((b"host", b"if-modified-since", b"if-unmodified-since", b"if-match", b"if-none-match",
                              b"content-length", b"content-range", b"if-range", b"transfer-encoding", b"expect",
                              b"authorization"))
 

@@ -146,7 +146,7 @@ class PassHandler:
         if target is not None and self.dynamic is not None and target.uri is not None:
             return target.uri if not target.uri.startswith(b"?") else b"/" + target.uri
         if target is None or target.uri is None or not r.valid_location:
-            if r.valid_unparsed_uri and (target is None or target.uri is None):
+            if r.valid_unparsed_uri and (target is None or target.uri is None) and r.request_uri is not None:
                 return r.request_uri
             base = escape_uri(r.uri) if (r.quoted_uri or r.internal) else r.uri
         else:
