@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import zlib
 
-from murmurhash2 import murmurhash2 as _murmurhash2
+from murmurhash2 import murmurhash2 as murmurhash2_raw  # (data, seed): nginx's is seed 0
 
-__all__ = ["CRC32_INIT", "crc32", "crc32_final", "crc32_update", "murmurhash2"]
+__all__ = ["CRC32_INIT", "crc32", "crc32_final", "crc32_update", "murmurhash2", "murmurhash2_raw"]
 
 
 def murmurhash2(data: bytes) -> int:
     """`ngx_murmur_hash2(data, len)`: unsigned 32-bit hash; b"" hashes to 0."""
-    return _murmurhash2(data, 0)
+    return murmurhash2_raw(data, 0)
 
 
 def crc32(data: bytes) -> int:

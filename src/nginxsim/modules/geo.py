@@ -450,7 +450,14 @@ def _leaf(geo: Geo) -> ClientInput | None:
     if geo.proxies:
         return None
     if geo.source is None:
-        return lambda client, text, port: geo.find(client).value
+        v4 = geo.v4
+
+        def value(client: Peer, text: bytes, port: int) -> bytes:
+            if type(client) is IPv4Address:  # the usual client: `find` without its dispatch
+                return v4.find(client._ip).value  # type: ignore[attr-defined]
+            return geo.find(client).value
+
+        return value
     source = CLIENT_INPUTS.get(geo.source.name)
     if source is None:
         return None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ..conf.directive import Directive
 from ..conf.spec import BLOCK, HTTP_MAIN, TAKE2, DirectiveSpec, Merge
 from ..errors import ConfigError
-from ..hashing import murmurhash2
+from ..hashing import murmurhash2, murmurhash2_raw
 from ..http.context import Context
 from ..http.script import Complex, NoBufferSpace
 from ..http.variables import CLIENT_INPUTS, ClientInput, IPAddress
@@ -130,7 +130,7 @@ class SplitClients:
         inputs = [i for i, p in enumerate(pieces) if not isinstance(p, bytes)]
         if len(inputs) == 1 and pieces[inputs[0]] is CLIENT_INPUTS["remote_addr"]:  # the usual key
             before, after = b"".join(pieces[: inputs[0]]), b"".join(pieces[inputs[0] + 1 :])  # type: ignore[arg-type]
-            return lambda client, text, port: values[bisect_right(edges, murmurhash2(before + text + after))]
+            return lambda client, text, port: values[bisect_right(edges, murmurhash2_raw(before + text + after, 0))]
 
         def value(client: IPAddress | None, text: bytes, port: int) -> bytes:
             key = b"".join([p if isinstance(p, bytes) else p(client, text, port) for p in pieces])
