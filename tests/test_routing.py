@@ -231,3 +231,15 @@ def test_upstream_pick_agrees_with_route() -> None:
         assert d.upstream is not None and peer is not None and d.upstream.peer == peer.address
     with pytest.raises(KeyError):
         c.upstream("nope")
+
+
+def test_pass_request_body_off_is_noted() -> None:
+    cfg = nginxsim.load(text="""events {} http { server { listen 80;
+        location / { proxy_pass_request_body off; proxy_pass http://127.0.0.1:9/x; }
+        location /u { uwsgi_pass_request_body off; uwsgi_pass 127.0.0.1:9; } } }""")
+    posted = cfg.route("1.2.3.4", "http://a/p", method="POST", headers={"Content-Length": "3"})
+    assert any(n.startswith("proxy_pass_request_body off") for n in posted.notes)
+    assert posted.upstream is not None and posted.upstream.headers["Content-Length"] == "3"
+    assert not cfg.route("1.2.3.4", "http://a/p").notes  # no body, nothing to say
+    uwsgi = cfg.route("1.2.3.4", "http://a/u", method="POST", headers={"Content-Length": "3"})
+    assert any(n.startswith("uwsgi_pass_request_body off") for n in uwsgi.notes)

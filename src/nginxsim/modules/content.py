@@ -133,6 +133,10 @@ def _pass(r: Context, h: PassHandler) -> None:
     r.module_state["proxy_host"] = dest.proxy_host
     r.module_state["proxy_port"] = dest.proxy_port
     conf = r.loc.conf
+    if not conf.get(f"{h.module}_pass_request_body", True) and (
+            b"content_length" in r.header_map or b"transfer_encoding" in r.header_map):
+        r.notes.append(f"{h.module}_pass_request_body off: the request body is not sent, its length still is "
+                       "(the backend may wait for it) unless the headers/params clear it")
     method = r.method.decode("latin-1")
     build: Callable[[], tuple[Headers, Headers | None]]
     if h.module in ("proxy", "grpc"):
