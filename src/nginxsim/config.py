@@ -8,7 +8,7 @@ from typing import Any
 from . import conf
 from .conf.spec import DirectiveSpec
 from .decision import Decision
-from .errors import ConfigError
+from .errors import ConfigError, RequestError
 from .http import replay
 from .http.files import Entry
 from .http.request import Request, parse_address, prepare_request
@@ -58,7 +58,7 @@ class Config:
         pinned: Mapping[str, str] | None = None,
         trace: bool = True,
         proxy_protocol: str | None = None,
-        down: Iterable[str] = (),
+        down: Iterable[str] | str = (),
     ) -> Decision:
         """What nginx does with this request from `client` (the TCP peer address).
 
@@ -78,9 +78,9 @@ class Config:
                                        http_version=http_version, absolute_form=absolute_form,
                                        proxy_protocol=proxy_protocol)
             known = _remember(self._requests, key, (template, {}, {}))
-        pins = {k: v.encode() for k, v in pinned.items()} if pinned else {}
-        return replay.route(self.plan, known, parse_address(client), client, pins, trace,
-                            frozenset(down) if down else _NONE_DOWN)
+        pins = _pins(pinned) if pinned else {}
+        peers = frozenset((down,) if isinstance(down, str) else down) if down else _NONE_DOWN
+        return replay.route(self.plan, known, parse_address(client), client, pins, trace, peers)
 
 
 _MEMO_SIZE = 4096
@@ -95,6 +95,21 @@ def _remember(memo: dict[Any, Any], key: Any, value: Any) -> Any:
     return value
 
 
+def _pins(pinned: Mapping[str, str]) -> dict[str, bytes]:
+    """`route(pinned=...)` as the engine reads it; a value that cannot be one is a RequestError."""
+    if not isinstance(pinned, Mapping):
+        raise RequestError(f"pinned must map variable names to values, e.g. {{'msec': '1700000000'}} (got {pinned!r})")
+    pins = {str(k).lstrip("$"): str(v).encode() for k, v in pinned.items()}
+    msec = pins.get("msec")
+    if msec is not None:
+        try:
+            float(msec)
+        except ValueError:
+            raise RequestError("pinned msec must be seconds since the epoch, e.g. '1700000000.123' "
+                               f"(got {msec.decode()!r})") from None
+    return pins
+
+
 def _frozen(headers: Iterable[tuple[str | bytes, str | bytes]] | Mapping[str, str]) -> tuple[Any, ...]:
     if isinstance(headers, Mapping):
         return tuple(headers.items())
@@ -104,7 +119,7 @@ def _frozen(headers: Iterable[tuple[str | bytes, str | bytes]] | Mapping[str, st
 def load(
     path: str | None = None,
     *,
-    text: str | None = None,
+    text: str | bytes | None = None,
     files: Mapping[str, str] | None = None,
     prefix: str | None = None,
     fs: Mapping[str, Entry] | None = None,
@@ -114,6 +129,8 @@ def load(
     `fs` describes the file system requests see instead of the real one: `{path: contents}` for
     files, a path ending in "/" or valued None for a directory, `Symlink(target)`/`File(...)`
     from `nginxsim.http.files`; relative paths are under the prefix."""
+    if isinstance(text, bytes):  # a config is bytes to nginx: keep what is not UTF-8 as it is
+        text = text.decode("utf-8", "surrogateescape")
     tree, errors = conf.check(path, text=text, files=files, prefix=prefix, specs=_SPECS)
     try:
         if not errors:

@@ -151,6 +151,7 @@ class Upstream:
             "group": f"{self.group_file}:{self.group_line}" if self.group_file else None,
             "candidates": list(self.candidates),
             "shares": dict(self.shares),
+            "wsgi_environ": self.wsgi_environ,
         }
 
 

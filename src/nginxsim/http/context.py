@@ -46,7 +46,8 @@ class Context:
         self.request = request
         self.trace = trace
         self.pinned = pinned
-        self.clock = DEFAULT_CLOCK
+        msec = pinned.get("msec")  # a pinned $msec is the request's time: $time_*, expires follow it
+        self.clock = DEFAULT_CLOCK if msec is None else _dt.datetime.fromtimestamp(float(msec), _dt.timezone.utc)
         self.header_map: dict[bytes, list[bytes]] = {}
         self.client: IPAddress | None = request.client
         self.client_port = request.client_port

@@ -113,6 +113,8 @@ def parse_address(text: str, what: str = "client address") -> IPAddress | None:
         addr = _new(ipaddress.IPv4Address)
         addr._ip = _from_bytes(packed, "big")  # type: ignore[attr-defined]
         return addr
+    if not isinstance(text, str):
+        raise RequestError(f"invalid {what} {text!r}: expected an address as text, e.g. '203.0.113.7'")
     if text.startswith("unix:"):
         return None
     t = text[1:-1] if text.startswith("[") and text.endswith("]") else text
@@ -137,6 +139,8 @@ def _split_authority(authority: bytes, url: str | bytes) -> tuple[bytes, int | N
 def _to_bytes(value: str | bytes, what: str) -> bytes:
     if isinstance(value, bytes):
         return value
+    if not isinstance(value, str):
+        raise RequestError(f"invalid {what} {value!r}: expected text")
     try:
         return value.encode("utf-8")
     except UnicodeEncodeError:
@@ -177,7 +181,7 @@ def prepare_request(
     proxy_protocol: str | bytes | None = None,
 ) -> Request:
     """Everything of `make_request` but the client: a template `Request.with_client` completes."""
-    pp = parse_proxy_protocol(proxy_protocol) if proxy_protocol is not None else None
+    pp = parse_proxy_protocol(_to_bytes(proxy_protocol, "PROXY line")) if proxy_protocol is not None else None
     saddr = parse_address(server_addr, "server address") if server_addr is not None else None
     raw = _to_bytes(url, "URL")
     sep = raw.find(b"://")
@@ -206,7 +210,10 @@ def prepare_request(
         raise RequestError(f"invalid HTTP version {http_version!r}: use 1.1, 1.0 or 0.9")
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     hdrs: list[tuple[bytes, bytes]] = []
-    for name, value in pairs:
+    for pair in pairs:
+        if isinstance(pair, (str, bytes)) or len(pair) != 2:
+            raise RequestError(f"invalid header {pair!r}: expected a (name, value) pair")
+        name, value = pair
         n, v = _to_bytes(name, "header name"), _to_bytes(value, "header value")
         if not n or any(c in _HEADER_NAME_BAD for c in n):
             raise RequestError(f"invalid header name {name!r}")

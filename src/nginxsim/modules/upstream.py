@@ -12,7 +12,6 @@ group reports long-run `shares`. All peers are taken as healthy (no failures, so
 
 from __future__ import annotations
 
-import ipaddress
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..conf.directive import Directive
 from ..conf.spec import BLOCK, HTTP_MAIN, HTTP_UPS, NOARGS, ONEMORE, TAKE1, TAKE12, DirectiveSpec, Merge
 from ..hashing import crc32
+from ..http.request import parse_address
 from ..http.script import Complex
 from ..plan import Compiler, Level, error
 from .base import Command, Handler, Module
@@ -141,15 +141,17 @@ class UpstreamGroup:
         key = self.key.eval(r) if self.key is not None else b""
         return self.pick(r.client, key, r.down)
 
-    def pick(self, client: Any = None, key: bytes = b"", down: Iterable[str] = frozenset(), *,
+    def pick(self, client: Any = None, key: bytes | str = b"", down: Iterable[str] = frozenset(), *,
                  rand: Rand | None = None, conns: Mapping[str, int] | None = None) -> Peer | None:
         """The peer a fresh worker (`worker_processes 1`, all peers healthy but `down` ones) picks
         for a client address (`ip_hash`; an `ipaddress` object or text, None for a unix client) or
         an evaluated key (`hash`); None when no peer is live ("no live upstreams", 502), or for
         `random` among several live peers without `rand` (the `ngx_random()` numbers). `down`:
         addresses to treat as down too ("what if this peer fails?"); `conns`: in-flight
-        connections per address (`least_conn`, `random two`, `max_conns`)."""
-        return Worker(self, frozenset(down)).pick(client, key, rand=rand, conns=conns)
+        connections per address (`least_conn`, `random two`, `max_conns`). A text key is UTF-8."""
+        data = key.encode() if isinstance(key, str) else key
+        return Worker(self, frozenset((down,) if isinstance(down, str) else down)).pick(client, data, rand=rand,
+                                                                                         conns=conns)
 
     def sequence(self, n: int, down: Iterable[str] = (), *, rand: Rand | None = None,
                  conns: Mapping[str, int] | None = None) -> list[Peer | None]:
@@ -383,7 +385,7 @@ def _ip_hash_bytes(client: Any) -> bytes:
     """`ngx_http_upstream_init_ip_hash_peer`'s key: 3 octets of IPv4, 16 bytes of IPv6 (IPv4-mapped
     too), three zero bytes for a unix client (None or "unix:...")."""
     if isinstance(client, str):
-        client = None if client[:5].lower() == "unix:" else ipaddress.ip_address(client)
+        client = None if client[:5].lower() == "unix:" else parse_address(client)
     if client is None:
         return b"\0\0\0"
     packed: bytes = client.packed

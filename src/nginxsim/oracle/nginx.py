@@ -30,8 +30,12 @@ _ATTEMPTS = 3  # a port found free can be taken before nginx binds it: start aga
 
 
 def nginx_path() -> str | None:
-    """The nginx binary: $NGINXSIM_NGINX, `nginx` on PATH, else the usual install places; None if none."""
-    found = os.environ.get("NGINXSIM_NGINX") or shutil.which("nginx")
+    """The nginx binary: $NGINXSIM_NGINX, `nginx` on PATH, else the usual install places; None if
+    none is an executable file (a wrong $NGINXSIM_NGINX is "not found", not a crash later)."""
+    given = os.environ.get("NGINXSIM_NGINX")
+    if given:
+        return given if os.path.isfile(given) and os.access(given, os.X_OK) else None
+    found = shutil.which("nginx")
     if found:
         return found
     return next((p for p in _SEARCH if os.access(p, os.X_OK)), None)
