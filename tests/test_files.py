@@ -163,8 +163,8 @@ def test_alias_fallback_with_variables_loses_the_location_name(cfg: nginxsim.Con
     assert cfg.route("10.0.0.1", "http://h/a/b.html").file == "/data/b.html"
 
 
-def test_disable_symlinks_is_reported_not_simulated(cfg: nginxsim.Config) -> None:
-    assert "disable_symlinks" in cfg.route("10.0.0.1", "http://h/x/y").not_simulated
+def test_disable_symlinks_is_simulated(cfg: nginxsim.Config) -> None:
+    assert "disable_symlinks" not in cfg.route("10.0.0.1", "http://h/x/y").not_simulated
 
 
 @pytest.mark.parametrize(("body", "message"), [

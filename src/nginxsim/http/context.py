@@ -11,11 +11,12 @@ import ipaddress
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
-from .files import FileInfo
+from .files import FOLLOW, SYMLINKS_OFF, FileInfo, Symlinks
 from .request import Request
 from .variables import UNSET, Variable, text_addr
 
 if TYPE_CHECKING:
+    from ..modules.core import DisableSymlinks
     from ..plan import LocationConf, Plan, ServerConf
     from ..regex import Match, Regex
     from .trace import Trace
@@ -140,10 +141,31 @@ class Context:
                 self.slots[var.index] = c if c is not None else b""  # unset group: empty, found
                 self.evaluated.append(var)
 
-    def lookup(self, path: bytes) -> FileInfo | int:
+    def lookup(self, path: bytes, symlinks: Symlinks = FOLLOW) -> FileInfo | int:
         """The file system, as the plan's file view answers (see http/files.py): the file's
-        information or the errno of the failed stat."""
-        return self.plan.files.lookup(path)
+        information or the errno of the failed stat (or open, with symlinks disabled)."""
+        files = self.plan.files
+        return files.lookup(path) if symlinks[0] == SYMLINKS_OFF else files.open(path, symlinks)
+
+    def open(self, path: bytes) -> FileInfo | int:
+        """`lookup` as the static, index and try_files handlers and `if (-f ...)` open files:
+        under the location's `disable_symlinks` (`ngx_http_set_disable_symlinks`). A `from=`
+        prefix of `path` ending at a component boundary is opened following links; one equal
+        to `path` turns the check off; any other leaves the whole path checked."""
+        ds: DisableSymlinks | None = self.loc.conf.get("disable_symlinks")
+        if ds is None or ds.how == SYMLINKS_OFF:
+            return self.lookup(path)
+        start = 0
+        if ds.source is not None:
+            prefix = ds.source.eval(self)
+            if prefix and path.startswith(prefix):
+                if len(prefix) == len(path):
+                    return self.lookup(path)
+                if path[len(prefix)] == 0x2F:  # '/'
+                    start = len(prefix)
+                elif prefix.endswith(b"/"):
+                    start = len(prefix) - 1
+        return self.lookup(path, (ds.how, start))
 
     def stat(self, path: bytes) -> FileInfo | None:
         info = self.lookup(path)

@@ -22,6 +22,10 @@ from typing import NamedTuple
 PATH_MAX = 4096  # Linux: a path of 4096 bytes or more fails with ENAMETOOLONG
 NAME_MAX = 255  # Linux: one component longer than this fails with ENAMETOOLONG
 _MAXSYMLINKS = 40  # Linux: more symlinks followed in one lookup fails with ELOOP
+# `disable_symlinks` modes (NGX_DISABLE_SYMLINKS_*), with the length of the `from=` prefix opened as is
+SYMLINKS_OFF, SYMLINKS_ON, SYMLINKS_IF_NOT_OWNER = 0, 1, 2
+Symlinks = tuple[int, int]
+FOLLOW: Symlinks = (SYMLINKS_OFF, 0)
 
 
 class FileInfo(NamedTuple):
@@ -48,6 +52,58 @@ class Files:
     def realpath(self, path: bytes) -> bytes | None:
         """`ngx_realpath` (realpath(3)): None when it fails, e.g. for a missing path."""
         raise NotImplementedError
+
+    def link_owners(self, path: bytes) -> tuple[int, int] | None:
+        """lstat(2): None unless `path` is a symbolic link; then the link's owner and the owner of
+        what it resolves to (the link's own when it dangles)."""
+        raise NotImplementedError
+
+    def open(self, path: bytes, symlinks: Symlinks) -> FileInfo | int:
+        """`ngx_open_file_wrapper` with symlinks disabled (then fstat). `symlinks` is (mode, start):
+        the first `start` bytes (the `from=` prefix, 0 for none) are opened following links, then
+        one component at a time from there (or from "/"). With
+        `on` every component is opened O_NOFOLLOW: a link in the middle fails with ENOTDIR (nginx
+        opens directories O_PATH|O_DIRECTORY, which gets the link itself), the last one with
+        ELOOP. With `if_not_owner` links are followed, and one owned by someone else than its
+        target fails with ELOOP (`ngx_openat_file_owner`). A trailing '/' opens the directory
+        reached ("."). Every path passed on is a real one (symlink-free), so `lookup` and
+        `link_owners` answer for the component alone."""
+        how, start = symlinks
+        if start:
+            at = self.lookup(path[:start])
+            if isinstance(at, int):
+                return at
+            if not stat.S_ISDIR(at.mode):
+                return errno.ENOTDIR
+            cur, rest = self.realpath(path[:start]) or b"/", path[start + 1:]
+        else:
+            cur, rest = (b"/", path[1:]) if path.startswith(b"/") else (self.realpath(b".") or b"/", path)
+        *dirs, last = rest.split(b"/")
+        for name in dirs:
+            if name:
+                full = cur.rstrip(b"/") + b"/" + name
+                found = self._openat(full, how, True)
+                if isinstance(found, int):
+                    return found
+                cur = self.realpath(full) or full
+        if not last:  # the path ends with '/': nginx reopens the directory reached (".")
+            return self.lookup(cur)
+        return self._openat(cur.rstrip(b"/") + b"/" + last, how, False)
+
+    def _openat(self, full: bytes, how: int, directory: bool) -> FileInfo | int:
+        """One openat(2) of `ngx_open_file_wrapper` (`ngx_openat_file_owner` for `if_not_owner`),
+        of a component in a real directory: its information or the errno."""
+        link = self.link_owners(full)
+        if how == SYMLINKS_ON and link is not None:
+            return errno.ENOTDIR if directory else errno.ELOOP
+        info = self.lookup(full)
+        if isinstance(info, int):
+            return info
+        if directory and not stat.S_ISDIR(info.mode):
+            return errno.ENOTDIR
+        if link is not None and link[0] != link[1]:
+            return errno.ELOOP
+        return info
 
     def read(self, path: bytes) -> bytes:
         """The whole file; raises OSError with the errno nginx would meet."""
@@ -79,6 +135,18 @@ class RealFiles(Files):
         if path.endswith(b"/") and not os.path.isdir(real):
             return None
         return real
+
+    def link_owners(self, path: bytes) -> tuple[int, int] | None:
+        try:
+            st = os.lstat(path)
+        except (OSError, ValueError):
+            return None
+        if not stat.S_ISLNK(st.st_mode):
+            return None
+        try:
+            return st.st_uid, os.stat(path).st_uid
+        except (OSError, ValueError):
+            return st.st_uid, st.st_uid
 
     def read(self, path: bytes) -> bytes:
         """`ngx_open_file` + `ngx_read_file` (the `auth_basic_user_file`): the whole file; raises
@@ -200,6 +268,17 @@ class VirtualFiles(Files):
         if isinstance(found, int):
             return None
         return b"/" + b"/".join(found[1])
+
+    def link_owners(self, path: bytes) -> tuple[int, int] | None:
+        """A virtual tree has no owners: every link counts as owned by its target's owner, so
+        `if_not_owner` follows them all."""
+        parent, _, name = path.rpartition(b"/")
+        if name in (b"", b".", b".."):
+            return None
+        found = self._resolve(parent if parent.startswith(b"/") else b"/" + parent)
+        if isinstance(found, int) or not isinstance(found[0], _Dir):
+            return None
+        return (0, 0) if isinstance(found[0].children.get(name), Symlink) else None
 
     def read(self, path: bytes) -> bytes:
         found = self._resolve(path if path.startswith(b"/") else b"/" + path)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..decision import Decision, Upstream
 from . import engine
 from .context import Context, IPAddress
-from .files import FileInfo, Files
+from .files import FOLLOW, FileInfo, Files, Symlinks
 from .request import CLIENT_PORT, Request
 from .trace import Trace
 from .variables import CLIENT_INPUTS, Variable, text_addr
@@ -42,7 +42,8 @@ SENSITIVE: Any = object()  # a node whose decision reads the client beyond its l
 
 class Question(NamedTuple):
     """Something a route asked whose answer may differ between its clients: a client leaf
-    (`what` is the Variable) or the file system (`what` is ("stat"|"realpath", path))."""
+    (`what` is the Variable) or the file system (`what` is ("stat"|"realpath", path), a stat
+    under `disable_symlinks` adding its mode)."""
 
     what: object
     answer: Callable[[IPAddress | None, bytes, int], Hashable]  # of (client, $remote_addr, port)
@@ -136,10 +137,15 @@ class Recorder(Context):
         self.answers.append((Question(var, leaf), value))
         return value
 
-    def lookup(self, path: bytes) -> FileInfo | int:
-        info = super().lookup(path)
+    def lookup(self, path: bytes, symlinks: Symlinks = FOLLOW) -> FileInfo | int:
+        """A stat, keyed by the `disable_symlinks` mode it was asked under (when one is)."""
+        info = super().lookup(path, symlinks)
         files = self.plan.files
-        self.answers.append((Question(("stat", path), lambda client, text, port: files.lookup(path)), info))
+        if symlinks == FOLLOW:
+            question = Question(("stat", path), lambda client, text, port: files.lookup(path))
+        else:
+            question = Question(("stat", path, symlinks), lambda client, text, port: files.open(path, symlinks))
+        self.answers.append((question, info))
         return info
 
     def realpath(self, path: bytes) -> bytes | None:

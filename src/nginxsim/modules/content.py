@@ -289,7 +289,7 @@ def _index_handler(r: Context) -> None:
             if mapped is None:
                 raise Finalize(500)
         base = mapped[0]
-        info = r.lookup(base + name)
+        info = r.open(base + name)
         if isinstance(info, FileInfo):
             r.trace.add("content", f"index {_s(name)}", f"{_s(base + name)} exists: internal redirect",
                         index.file, index.line)
@@ -311,7 +311,7 @@ def _index_test_dir(r: Context, base: bytes) -> None:
     """`ngx_http_index_test_dir`: the directory the index names were looked for in (without its
     trailing '/'): missing is 404, not a directory 500; EACCES lets the search go on."""
     path = base[:-1] if base.endswith(b"/") and len(base) > 1 else base
-    info = r.lookup(path)
+    info = r.open(path)
     if isinstance(info, FileInfo):
         if stat.S_ISDIR(info.mode):
             return
@@ -360,7 +360,7 @@ def _static_handler(r: Context) -> None:
     if mapped is None:
         raise Finalize(500)
     path = mapped[0]
-    info = r.lookup(path)
+    info = r.open(path)
     if isinstance(info, int):
         r.trace.add("content", f"static file {_s(path)}", errno.errorcode.get(info, str(info)))
         raise Finalize(404 if info in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG)

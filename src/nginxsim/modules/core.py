@@ -28,6 +28,7 @@ from ..conf.spec import (
     DirectiveSpec,
     Merge,
 )
+from ..http.files import SYMLINKS_IF_NOT_OWNER, SYMLINKS_OFF, SYMLINKS_ON
 from ..http.script import Complex
 from ..plan import Compiler, Level, Listen, LocationConf, ServerConf, error
 from ..regex import server_name_caseless
@@ -327,6 +328,44 @@ def _root(d: Directive, level: Level, cc: Compiler) -> tuple[str, Any, Directive
     return (d.name, cc.complex(path, d), d, name_b, in_regex)
 
 
+@dataclass(frozen=True, slots=True)
+class DisableSymlinks:
+    """A `disable_symlinks` directive: the mode (`SYMLINKS_*`) and its `from=` prefix, if any.
+    Mode and prefix are one value, inherited together (nginx merges them apart, but every
+    directive sets both)."""
+
+    how: int
+    source: Complex | None
+
+
+_SYMLINK_MODES = {"off": SYMLINKS_OFF, "on": SYMLINKS_ON, "if_not_owner": SYMLINKS_IF_NOT_OWNER}
+
+
+def _disable_symlinks(d: Directive, level: Level, cc: Compiler) -> DisableSymlinks:
+    """`ngx_http_disable_symlinks`: the last mode and `from=` given win; the checks run in
+    nginx's order (a repeat before the arguments are read)."""
+    if "disable_symlinks" in level.values:
+        raise error(d, '"disable_symlinks" directive is duplicate')
+    how: int | None = None
+    source: Complex | None = None
+    for arg in d.args:
+        if arg in _SYMLINK_MODES:
+            how = _SYMLINK_MODES[arg]
+        elif arg.startswith("from="):
+            source = cc.complex(arg[5:], d)
+        else:
+            raise error(d, f'invalid parameter "{arg}"')
+    if how is None:
+        raise error(d, '"disable_symlinks" must have "off", "on" or "if_not_owner" parameter')
+    if len(d.args) == 1:
+        return DisableSymlinks(how, None)
+    if source is None:
+        raise error(d, f'duplicate parameters "{d.args[0]} {d.args[1]}"')
+    if how == SYMLINKS_OFF:
+        raise error(d, '"from=" cannot be used with "off" parameter')
+    return DisableSymlinks(how, source)
+
+
 COMMANDS = (
     Command(DirectiveSpec("http", MAIN, BLOCK | NOARGS, Merge.LOCAL), _http),
     Command(DirectiveSpec("server", HTTP_MAIN, BLOCK | NOARGS, Merge.LOCAL), _server),
@@ -346,6 +385,7 @@ COMMANDS = (
     Command(DirectiveSpec("port_in_redirect", HTTP_ANY, FLAG), _flag),
     Command(DirectiveSpec("root", HTTP_ANY | HTTP_LIF, TAKE1), _root, slot="root"),
     Command(DirectiveSpec("alias", HTTP_LOC, TAKE1), _root, slot="root"),
+    Command(DirectiveSpec("disable_symlinks", HTTP_ANY, TAKE12), _disable_symlinks),
 )
 
 # Stock directives that cannot change which server/location/handler answers or what the

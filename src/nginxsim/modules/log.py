@@ -34,6 +34,7 @@ from ..conf.spec import (
     Merge,
 )
 from ..decision import LogLine, Upstream
+from ..http.files import FileInfo
 from ..http.request import BadRequest, Request, normalize_uri, parse_request_line, validate_host
 from ..http.script import Complex
 from ..http.variables import UNSIMULATED, Getter, Variable, VariableTable
@@ -436,8 +437,8 @@ def _root_exists(r: Context) -> bool:
     if r.module_state.get("file") is not None and not r.err_status:
         return True
     root = r.get(r.plan.variables.by_name["document_root"])
-    info = r.stat(root) if root else None
-    return info is not None and stat.S_ISDIR(info.mode)
+    info = r.open(root) if root else None
+    return isinstance(info, FileInfo) and stat.S_ISDIR(info.mode)
 
 
 def _syslog_header(r: Context, s: Syslog) -> bytes:

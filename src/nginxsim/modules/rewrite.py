@@ -161,7 +161,8 @@ class If:
         op = self.op
         if op.startswith(("-", "!-")):
             assert self.value is not None
-            return _file_test(op, r.stat(self.value.eval(r, escape_captures=quote, script=True)))
+            info = r.open(self.value.eval(r, escape_captures=quote, script=True))
+            return _file_test(op, info if isinstance(info, FileInfo) else None)
         assert self.var is not None
         v = r.get(self.var) or b""
         if not op:

@@ -92,7 +92,7 @@ def _handler(r: Context) -> None:
         if i == last:
             _fallback(r, tf, name)
         path = root + name
-        info = r.lookup(path)
+        info = r.open(path)
         kind = "directory" if item.test_dir else "file"
         if not isinstance(info, FileInfo):
             r.trace.add("precontent", f"try_files {item.text}", f"{_s(path)}: {errno.errorcode.get(info, info)}",
