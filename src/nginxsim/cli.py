@@ -82,8 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RequestError as e:
         print(f"nginxsim: error: {e}", file=sys.stderr)
         return USAGE_ERROR
-    except OSError as e:
-        print(f"nginxsim: {e}", file=sys.stderr)
+    except OSError as e:  # a file named on the command line that cannot be read or written
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"nginxsim: {where}{e.strerror or e}", file=sys.stderr)
         return CONFIG_ERROR
 
 

@@ -21,7 +21,7 @@ from html import escape
 
 from . import accesslog, analysis
 from .analysis import AnalysisError, DiffReport, Group, ReplayReport, ShareTable
-from .cli_args import header, load_config
+from .cli_args import count, header, load_config, percent
 from .errors import RequestError
 
 VIOLATED = 1
@@ -43,10 +43,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     d.add_argument("--exact", action="store_true", help="fail (exit 2) unless every share is computed exactly")
     d.add_argument("--requests", metavar="FILE", help="access log whose requests are replayed through both configs")
     d.add_argument("--host", default="localhost", help="Host for logged requests that do not record one")
-    d.add_argument("--max-shift", type=float, metavar="PCT", help="exit 1 when a group's changed share exceeds PCT")
+    d.add_argument("--max-shift", type=percent, metavar="PCT", help="exit 1 when a group's changed share exceeds PCT")
     d.add_argument("--allow", action="append", default=[], metavar="FROM->TO",
                    help="a change that is expected (fnmatch wildcards); with any, other changes exit 1")
-    d.add_argument("--examples", type=int, default=3, help="example clients per cell (default 3)")
+    d.add_argument("--examples", type=count, default=3, help="example clients per cell (default 3)")
     d.set_defaults(func=diff)
 
 
@@ -61,7 +61,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     who = p.add_mutually_exclusive_group()
     who.add_argument("--clients", metavar="FILE",
                      help="the population: one address per line, or an access log (combined, common, JSON lines)")
-    who.add_argument("--sample", type=int, metavar="N", help="N random IPv4 clients (spread over the groups)")
+    who.add_argument("--sample", type=count, metavar="N", help="N random IPv4 clients (spread over the groups)")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

@@ -24,3 +24,21 @@ def header(text: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"invalid header {text!r}: expected 'Name: value'")
     return name.strip(), value.strip()
+
+
+def percent(text: str) -> float:
+    """A percentage option: 0 to 100."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid percentage {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"invalid percentage {text!r}: expected 0 to 100")
+    return value
+
+
+def count(text: str) -> int:
+    """A number-of-things option: 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: expected 0 or more")
+    return int(text)

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from . import load
 from .cases import CaseFile, CaseFileError, CaseResult, is_case_file, run_case
 from .cases import load as load_cases
+from .cli_args import percent
 from .config import Config
 from .coverage import Coverage
 
@@ -38,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     c.add_argument("--json", action="store_true", help="print the results and coverage as JSON")
     c.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report to FILE")
     c.add_argument("--coverage", action="store_true", help="list what no case exercised, with file:line")
-    c.add_argument("--fail-under", type=float, metavar="PCT", help="fail when total route coverage is below PCT")
+    c.add_argument("--fail-under", type=percent, metavar="PCT", help="fail when total route coverage is below PCT")
     c.set_defaults(func=check)
 
 
