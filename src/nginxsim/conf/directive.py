@@ -22,6 +22,8 @@ class Directive:
     block: tuple[Directive, ...] | None = None
     quoted: tuple[bool, ...] = field(default=())
     end_line: int | None = None
+    # the include lines that read it (file, line), outermost first: provenance, not identity
+    via: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def where(self) -> str:

@@ -312,6 +312,7 @@ class _Reader:
         self.conf_dir = conf_dir
         self.files: list[str] = []
         self._reading: list[str] = []  # the include chain, to refuse cycles
+        self._via: list[tuple[str, int]] = []  # where those includes are written (Directive.via)
 
     def full_name(self, name: str) -> str:
         """ngx_conf_full_name with the conf prefix: relative names join the main file's dir."""
@@ -370,7 +371,8 @@ class _Reader:
                 if in_block:
                     raise ConfigError('unexpected end of file, expecting "}"', file, st.line)
                 return None
-            directive = Directive(st.words[0], st.words[1:], file, st.line, None, st.quoted[1:])
+            directive = Directive(st.words[0], st.words[1:], file, st.line, None, st.quoted[1:],
+                                  via=tuple(self._via))
             if custom is not None and st.end == "{":
                 raise ConfigError('unexpected "{"', file, st.line)
             if directive.name == "include" and self._include(directive, st.end, custom, into):
@@ -402,8 +404,12 @@ class _Reader:
             raise ConfigError('invalid number of arguments in "include" directive', d.file, d.line)
         path = self.full_name(d.args[0])
         literal = rule is _Include.LITERAL or not _GLOB_MAGIC.search(path)
-        for p in [path] if literal else _glob(self.fs, path):
-            self.parse_file(p, into, custom, d)
+        self._via.append((d.file, d.line))
+        try:
+            for p in [path] if literal else _glob(self.fs, path):
+                self.parse_file(p, into, custom, d)
+        finally:
+            self._via.pop()
         return True
 
 

@@ -14,7 +14,8 @@ including `ngx_hash_init`'s sizing errors and warning, are nginx's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cmp_to_key
 from typing import Any
@@ -487,7 +488,8 @@ def _map(d: Directive, level: Level, cc: Compiler) -> None:
         key, text = words
         value = values.get(text)
         if value is None:
-            value = values[text] = cc.complex(text, line)
+            with _in_block_file(line, d):
+                value = values[text] = cc.complex(text, line)
         label = key if key == "default" or key.startswith("~") else f'"{key}"'
         entry = Entry(label, value, line.file, line.line)
         if key == "default":
@@ -496,7 +498,8 @@ def _map(d: Directive, level: Level, cc: Compiler) -> None:
             default = entry
         elif key.startswith("~"):
             caseless = key[1:2] == "*"
-            regexes.append(_map_regex(cc.regex(key[2:] if caseless else key[1:], caseless, line), entry))
+            with _in_block_file(line, d):
+                regexes.append(_map_regex(cc.regex(key[2:] if caseless else key[1:], caseless, line), entry))
         else:
             written = key[1:] if key.startswith("\\") else key
             problem = keys.add(_b(written), entry, hostnames)
@@ -528,6 +531,20 @@ def _map(d: Directive, level: Level, cc: Compiler) -> None:
 
 
 _DNS_ORDER: Any = cmp_to_key(lambda a, b: _dns_cmp(a[0], b[0]))
+
+
+@contextmanager
+def _in_block_file(line: Directive, block: Directive) -> Iterator[None]:
+    """Errors of a map line's value or regex: nginx logs them through the `cf` it saved when the
+    block began (`ngx_http_map`'s ctx->cf), so a line read from an include is located at that
+    include's line in the block's own file."""
+    try:
+        yield
+    except ConfigError as e:
+        depth = len(block.via)
+        if len(line.via) <= depth:
+            raise
+        raise ConfigError(e.message, block.file, line.via[depth][1]) from None
 
 
 def _ascii_lower(key: str) -> str:
