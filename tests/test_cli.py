@@ -63,3 +63,9 @@ def test_config_from_stdin() -> None:
                         "-c", "-"], input=text, capture_output=True, text=True, check=False)
     assert p.returncode == 0, p.stderr
     assert "=> 200 body 'ok\\n'" in p.stdout
+
+
+def test_route_what_if_a_peer_is_down(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["route", "1.2.3.4", "http://shop.example.com/", "-c", BASIC, "--down", "127.0.0.1:8001"]) == 0
+    out = capsys.readouterr().out
+    assert "=> 502" in out and 'no live upstreams while connecting to upstream "shop_backend"' in out

@@ -25,7 +25,8 @@ def _pin(text: str) -> tuple[str, str]:
 def _route(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.prefix)
     d = cfg.route(args.client, args.url, method=args.method, headers=args.header,
-                  server_addr=args.server_addr, http_version=args.http_version, pinned=dict(args.pin))
+                  server_addr=args.server_addr, http_version=args.http_version, pinned=dict(args.pin),
+                  absolute_form=args.absolute_form, proxy_protocol=args.proxy_protocol, down=args.down)
     if args.json:
         print(json.dumps(d.to_dict(), indent=2))
     else:
@@ -63,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--server-addr", help="local address the connection arrived on")
     r.add_argument("--http-version", default="1.1", choices=("1.1", "1.0", "0.9"))
     r.add_argument("--pin", action="append", type=_pin, default=[], help="fix a variable, e.g. request_id=abc")
+    r.add_argument("--down", action="append", default=[], metavar="PEER",
+                   help="an upstream server (as written) to treat as down: what if it fails? repeatable")
+    r.add_argument("--proxy-protocol", metavar="LINE", help="the PROXY protocol v1 line read before the request")
+    r.add_argument("--absolute-form", action="store_true", help="send the whole URL as the request target")
     r.add_argument("--json", action="store_true", help="print the decision as JSON")
     r.set_defaults(func=_route)
     cli_check.register(sub)
