@@ -11,13 +11,13 @@ runs the rest).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from nginxsim.oracle import Nginx, nginx_path
+from requires import require
 
 _MISSING = "nginx is not installed (e.g. apt-get install nginx-light): this test runs against a real nginx"
 
@@ -25,10 +25,8 @@ _MISSING = "nginx is not installed (e.g. apt-get install nginx-light): this test
 def require_nginx() -> str:
     """The nginx binary; pytest.skip without one, pytest.fail without one when CI=true."""
     binary = nginx_path()
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true: {_MISSING}", pytrace=False)
-        pytest.skip(_MISSING)
+    require(binary is not None, _MISSING)
+    assert binary is not None
     return binary
 
 

@@ -16,6 +16,7 @@ import pytest
 import nginxsim
 from nginxsim.modules.access import AccessRules, Rule
 from nginxsim.modules.auth_basic import _libc_crypt, find_password, ngx_crypt
+from requires import require
 
 PW = "/etc/nginxsim-test/htpasswd"
 
@@ -228,8 +229,8 @@ def test_hash_formats() -> None:
     assert ngx_crypt("pässwörd".encode(), b"$apr1$123456789") == b"$apr1$12345678$0NJU6izOW5MGH4BL2C/sK/"
 
 
-@pytest.mark.skipif(_libc_crypt() is None, reason="no libcrypt on this machine")
 def test_system_crypt() -> None:
+    require(_libc_crypt() is not None, "no libcrypt on this machine")
     assert ngx_crypt(b"pw", b"$1$xy$") == b"$1$xy$sCW6WZJsSz7hVuvH0BCaf."  # openssl passwd -1 -salt xy pw
     assert ngx_crypt(b"pw", b"!") != b"!"
 

@@ -3,6 +3,7 @@ exit status, and bad input reported in one line (never a traceback)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nginxsim.cli import main
+from requires import require
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CANARY = str(FIXTURES / "canary" / "nginx.conf")
@@ -78,7 +80,7 @@ def test_split_png_without_matplotlib(capsys: pytest.CaptureFixture[str], tmp_pa
 
 
 def test_split_png_with_matplotlib(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+    require(importlib.util.find_spec("matplotlib") is not None, "matplotlib is not installed (pip install '.[test]')")
     png = tmp_path / "x.png"
     code, _, _ = run(capsys, "split", "-c", CANARY, "--var", "instance", "--plot", str(png))
     assert code == 0 and png.read_bytes().startswith(b"\x89PNG")

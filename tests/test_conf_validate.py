@@ -26,9 +26,9 @@ from nginxsim.conf import spec as S
 from nginxsim.conf.spec import DirectiveSpec
 from nginxsim.conf.validate import _problem
 from nginxsim.errors import ConfigError
+from requires import require
 
 CORPUS = Path(os.environ.get("NGINXSIM_CORPUS", "/work/shared/corpus"))
-IN_CI = os.environ.get("CI") == "true"
 Where = tuple[str, str | None, int | None]
 E = "events {}\n"
 _EOF = 'unexpected end of file, expecting ";" or "}"'
@@ -170,11 +170,7 @@ def test_check_orders_directive_errors_before_the_read_error() -> None:
 @pytest.fixture(scope="module")
 def nginx() -> str:
     binary = os.environ.get("NGINXSIM_NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.access(binary, os.X_OK):
-        message = f"nginx binary not found ({binary}): differential tests against nginx skipped"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require(os.access(binary, os.X_OK), f"nginx binary not found ({binary}): differential tests against nginx")
     return binary
 
 
@@ -478,11 +474,7 @@ def test_stock_table_matches_nginx(nginx: str) -> None:
 
 def corpus_entries() -> list[Path]:
     """The corpus configs; an absent corpus fails under CI=true, else skips."""
-    if not CORPUS.is_dir():
-        message = f"nginx config corpus not found at {CORPUS} (set NGINXSIM_CORPUS)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require(CORPUS.is_dir(), f"nginx config corpus not found at {CORPUS} (set NGINXSIM_CORPUS)")
     entries = sorted(p.parent for p in CORPUS.glob("*/nginx.conf"))
     assert len(entries) >= 35
     return entries
@@ -495,8 +487,7 @@ def test_corpus_reads_and_validates() -> None:
 
 def test_large_config_reads_fast() -> None:
     entry = CORPUS / "certbot-79-sites"  # 83 files, 2,800 lines
-    if entry not in corpus_entries():
-        pytest.skip("certbot-79-sites is not in the nginx config corpus")
+    require(entry in corpus_entries(), "certbot-79-sites is not in the nginx config corpus")
     start = time.perf_counter()
     tree = read(str(entry / "nginx.conf"))
     assert time.perf_counter() - start < 0.5

@@ -30,6 +30,7 @@ from nginxsim.regex import (
     compile_regex,
     server_name_caseless,
 )
+from requires import require
 
 ENGINES = available_engines()
 
@@ -286,14 +287,19 @@ ERRORS_1042 = {  # source: (PCRE2 10.42 text, the `at` tail); each checked by `n
 }
 
 
+def require_pcre2_1042() -> None:
+    """The error texts are those of PCRE2 10.42, the library nginx 1.22.1 links on Debian."""
+    require(ENGINE.version == "10.42", f"the regex engine is PCRE2 {ENGINE.version}; error texts need 10.42")
+
+
 def nginx_compile_message(source: str) -> str:
     reason, at = ERRORS_1042[source]
     return f'pcre2_compile() failed: {reason} in "{source}"' + ("" if at is None else f' at "{at}"')
 
 
-@pytest.mark.skipif(ENGINE.version != "10.42", reason="error texts are those of PCRE2 10.42")
 @pytest.mark.parametrize("source", sorted(ERRORS_1042))
 def test_compile_error_messages_1042(source: str) -> None:
+    require_pcre2_1042()
     with pytest.raises(RegexError) as e:
         compile_regex(source)
     assert e.value.message == str(e.value) == nginx_compile_message(source)
@@ -372,11 +378,8 @@ def test_agrees_with_python_re_on_common_syntax(engine: Engine) -> None:
 def nginx_binary() -> str:
     """The oracle binary; CI=true makes its absence a failure, otherwise a skip."""
     path = shutil.which("nginx") or "/usr/sbin/nginx"
-    if os.access(path, os.X_OK):
-        return path
-    if os.environ.get("CI") == "true":
-        pytest.fail("nginx binary not found but CI=true requires the nginx oracle tests")
-    pytest.skip("nginx binary not found: oracle tests need nginx 1.22.1 (/usr/sbin/nginx)")
+    require(os.access(path, os.X_OK), "nginx binary not found: oracle tests need nginx 1.22.1 (/usr/sbin/nginx)")
+    return path
 
 
 _HANDED_OUT: set[int] = set()
@@ -695,8 +698,8 @@ def test_oracle_pcre_jit() -> None:
 
 
 @pytest.mark.oracle
-@pytest.mark.skipif(ENGINE.version != "10.42", reason="error texts are those of PCRE2 10.42")
 def test_oracle_compile_errors() -> None:
+    require_pcre2_1042()
     def location(source: str) -> str:
         return f"server {{ listen 127.0.0.1:{free_port()}; location ~ {conf_string(source)} {{ }} }}"
 

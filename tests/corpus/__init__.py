@@ -6,7 +6,6 @@ under CI (``CI=true``) and skips it locally, saying where the corpus was looked 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,11 +28,6 @@ PSF_CLIENT = "127.0.0.1"
 _INDEX_ROW = re.compile(r"^\| \[([^\]]+)\]\(\1/SOURCE\.md\) \|(.*)\|$")
 
 
-def in_ci() -> bool:
-    """True when running under CI (``CI=true``), where a missing corpus or nginx is a failure."""
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
 def missing_message() -> str | None:
     """Why the corpus cannot be used, or None when it is there."""
     if not (CORPUS / "INDEX.md").is_file():
@@ -46,13 +40,10 @@ def missing_message() -> str | None:
 
 def require_corpus() -> Path:
     """The corpus directory; otherwise fail (under CI) or skip (locally) the calling test."""
-    import pytest
+    from requires import require
 
     msg = missing_message()
-    if msg is not None:
-        if in_ci():
-            pytest.fail(f"CI=true: {msg}", pytrace=False)
-        pytest.skip(msg)
+    require(msg is None, msg or "")
     return CORPUS
 
 
