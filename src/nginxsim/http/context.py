@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .files import FOLLOW, SYMLINKS_OFF, FileInfo, Symlinks
 from .request import Request
-from .variables import UNSET, Variable, text_addr
+from .variables import UNSET, Variable, remote_addr_text
 
 if TYPE_CHECKING:
     from ..modules.core import DisableSymlinks
@@ -144,8 +144,7 @@ class Context:
     def lookup(self, path: bytes, symlinks: Symlinks = FOLLOW) -> FileInfo | int:
         """The file system, as the plan's file view answers (see http/files.py): the file's
         information or the errno of the failed stat (or open, with symlinks disabled)."""
-        files = self.plan.files
-        return files.lookup(path) if symlinks[0] == SYMLINKS_OFF else files.open(path, symlinks)
+        return self.plan.files.find(path, symlinks)
 
     def open(self, path: bytes) -> FileInfo | int:
         """`lookup` as the static, index and try_files handlers and `if (-f ...)` open files:
@@ -183,8 +182,7 @@ class Context:
         allow/deny rule holds): decision sharing re-asks it for each client (http/replay.py)
         instead of counting it as reading the client. `key` names the question."""
         client = self.client
-        text = self.request.client_text if client is self.request.client and self.request.client_text else None
-        return answer(client, text if text is not None else text_addr(client), self.client_port)
+        return answer(client, remote_addr_text(client, self.request), self.client_port)
 
     def client_for_trace(self) -> IPAddress | None:
         """The client address for a trace's text only (decision sharing does not count it)."""

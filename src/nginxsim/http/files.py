@@ -44,6 +44,10 @@ class Files:
     def lookup(self, path: bytes) -> FileInfo | int:
         raise NotImplementedError
 
+    def find(self, path: bytes, symlinks: Symlinks = FOLLOW) -> FileInfo | int:
+        """`lookup`, or `open` when `disable_symlinks` is in force."""
+        return self.lookup(path) if symlinks[0] == SYMLINKS_OFF else self.open(path, symlinks)
+
     def stat(self, path: bytes) -> FileInfo | None:
         """`lookup` for callers that only care whether it succeeded."""
         info = self.lookup(path)

@@ -2,21 +2,23 @@
 
 For one request template (everything but the client), nginx's decision depends on the client
 only through what it reads of the client. In a canary config that is a geo group and a
-split_clients bucket: a handful of values, whatever the address. So the first request of each
-kind is routed in full while a `Recorder` watches every read of the client; the decision is
-stored in a tree keyed by the values of the *client leaves* it read (variables that are pure
-functions of the client address, `Variable.client_leaf`), in the order it read them. A later
-client walks the tree evaluating only those leaves, and gets the stored decision.
+split_clients bucket: a handful of values, whatever the address. A template's first client is
+routed plainly (most templates never see a second); the next ones are routed by a `Recorder`,
+which notes, in order, the questions the route asks whose answer may differ between clients:
+*client leaves* (variables that are pure functions of the client, `Variable.client_leaf`), pure
+functions of the client such as the allow/deny rule that holds (`Context.client_answer`), and
+the file system (lookups, realpath, reads). The decision is stored in a tree keyed by those
+answers; a later client answers the same questions and gets the stored decision.
 
-Sound because routing is deterministic: with the same template and the same leaf values read
-so far, the route reads the same next leaf and, if no other client read happens, takes the
-same decision. A route that reads the client any other way (`$remote_addr` in a header,
-realip, ip_hash, the default `$request_id`...) is marked `SENSITIVE` and always routed in full.
+Sound because routing is deterministic: with the same template and the same answers so far,
+the route asks the same next question and, if it reads the client no other way, takes the same
+decision. A route that does (`$remote_addr` in a header, realip, ip_hash, the default
+`$request_id`...) is marked `SENSITIVE` and always routed in full.
 
 What a stored decision cannot share (its trace, variables, the upstream request's headers and
-params: they may show the client) is computed when first read, by routing that client in full.
+params, log lines: they may show the client) is computed when first read, by routing that
+client in full.
 """
-
 from __future__ import annotations
 
 import errno
@@ -32,7 +34,7 @@ from .context import Context, IPAddress
 from .files import FOLLOW, FileInfo, Files, Symlinks
 from .request import CLIENT_PORT, Request
 from .trace import Trace
-from .variables import CLIENT_INPUTS, Variable, text_addr
+from .variables import CLIENT_INPUTS, Variable, remote_addr_text, text_addr
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -41,9 +43,9 @@ SENSITIVE: Any = object()  # a node whose decision reads the client beyond its l
 
 
 class Question(NamedTuple):
-    """Something a route asked whose answer may differ between its clients: a client leaf
-    (`what` is the Variable) or the file system (`what` is ("stat"|"realpath", path), a stat
-    under `disable_symlinks` adding its mode)."""
+    """Something a route asked whose answer may differ between its clients; `what` names it: the
+    client leaf's Variable, the key given to `Context.client_answer`, or ("stat", path, symlinks
+    mode), ("realpath", path), ("read", path)."""
 
     what: object
     answer: Callable[[IPAddress | None, bytes, int], Hashable]  # of (client, $remote_addr, port)
@@ -71,10 +73,6 @@ class Node:
                 return
             node = node.children.setdefault(answer, Node())
         node.decision = decision
-
-
-def client_text(request: Request) -> bytes:
-    return request.client_text if request.client_text is not None else text_addr(request.client)
 
 
 def _watched(name: str) -> Any:
@@ -130,7 +128,7 @@ class Recorder(Context):
         self.in_leaf = True
         try:
             value = super()._evaluate(var)
-            if value != leaf(self.client, client_text(self.request), self.client_port):
+            if value != leaf(self.client, remote_addr_text(self.client, self.request), self.client_port):
                 self.sensitive = True  # the leaf function disagrees with the getter: never share
         finally:
             self.in_leaf = False
@@ -138,14 +136,11 @@ class Recorder(Context):
         return value
 
     def lookup(self, path: bytes, symlinks: Symlinks = FOLLOW) -> FileInfo | int:
-        """A stat, keyed by the `disable_symlinks` mode it was asked under (when one is)."""
+        """A stat, keyed by the `disable_symlinks` mode it was asked under."""
         info = super().lookup(path, symlinks)
         files = self.plan.files
-        if symlinks == FOLLOW:
-            question = Question(("stat", path), lambda client, text, port: files.lookup(path))
-        else:
-            question = Question(("stat", path, symlinks), lambda client, text, port: files.open(path, symlinks))
-        self.answers.append((question, info))
+        self.answers.append((Question(("stat", path, symlinks), lambda client, text, port: files.find(path, symlinks)),
+                             info))
         return info
 
     def realpath(self, path: bytes) -> bytes | None:
@@ -159,7 +154,7 @@ class Recorder(Context):
         request = self.request
         if client is not request.client:  # replaced (realip): not what a later client is asked with
             self.sensitive = True
-        value = answer(client, client_text(request), _PORT_SLOT.__get__(self))
+        value = answer(client, remote_addr_text(client, request), _PORT_SLOT.__get__(self))
         self.answers.append((Question(key, answer), value))
         return value
 

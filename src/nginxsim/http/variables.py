@@ -20,6 +20,7 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from .context import Context
+    from .request import Request
 
 Getter = Callable[["Context"], "bytes | None"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -223,10 +224,15 @@ def _request_method(r: Context) -> bytes | None:
 
 
 def _remote_addr(r: Context) -> bytes | None:
-    req = r.request
-    if r.client is req.client and req.client_text is not None:  # not replaced by realip
-        return req.client_text
-    return text_addr(r.client)
+    return remote_addr_text(r.client, r.request)
+
+
+def remote_addr_text(client: IPAddress | None, request: Request) -> bytes:
+    """`$remote_addr` of `client`: the caller's spelling of the request's own client (IPv4 text
+    inet_pton accepted, so nginx's too), else nginx's printing (after realip, IPv6, unix:)."""
+    if client is request.client and request.client_text is not None:
+        return request.client_text
+    return text_addr(client)
 
 
 def _remote_port(r: Context) -> bytes | None:
