@@ -258,6 +258,14 @@ def ends_in_slash(r: Context) -> bool:
     return bool(r.module_state.get("slash_before_uri"))
 
 
+def _mapped_or_500(r: Context) -> tuple[bytes, int]:
+    """`map_uri_to_path` where the handlers need a path: none (alias after a rewrite) is a 500."""
+    mapped = map_uri_to_path(r)
+    if mapped is None:
+        raise Finalize(500)
+    return mapped
+
+
 def _static(r: Context) -> None:
     """`ngx_http_core_content_phase` without a location handler: nginx runs the content
     handlers in reverse order of registration, index, autoindex, static; when all decline
@@ -285,9 +293,7 @@ def _index_handler(r: Context) -> None:
             r.trace.add("content", f"index {_s(name)}", "absolute: internal redirect", index.file, index.line)
             internal_redirect(r, name, r.args)
         if mapped is None:
-            mapped = map_uri_to_path(r)
-            if mapped is None:
-                raise Finalize(500)
+            mapped = _mapped_or_500(r)
         base = mapped[0]
         info = r.open(base + name)
         if isinstance(info, FileInfo):
@@ -330,9 +336,7 @@ def _autoindex_handler(r: Context) -> None:
     directory (the mapped path minus its last byte); opendir's errors are 404/403/500."""
     if r.method not in (b"GET", b"HEAD") or not r.loc.conf.get("autoindex", False):
         return
-    mapped = map_uri_to_path(r)
-    if mapped is None:
-        raise Finalize(500)
+    mapped = _mapped_or_500(r)
     path = mapped[0][:-1] if len(mapped[0]) > 1 else mapped[0]
     info = r.lookup(path)
     if isinstance(info, FileInfo) and not stat.S_ISDIR(info.mode):
@@ -356,10 +360,7 @@ def _static_handler(r: Context) -> None:
         raise Finalize(405)
     if ends_in_slash(r):
         return
-    mapped = map_uri_to_path(r)
-    if mapped is None:
-        raise Finalize(500)
-    path = mapped[0]
+    path = _mapped_or_500(r)[0]
     info = r.open(path)
     if isinstance(info, int):
         r.trace.add("content", f"static file {_s(path)}", errno.errorcode.get(info, str(info)))
